@@ -1,0 +1,94 @@
+# zkd - a ZooKeeper-compatible coordination server.
+#
+#   make run     install what is missing, build, start a standalone server (conf/zoo.cfg)
+#   make test    install, build, run unit + integration tests
+#   make asan    the same tests with AddressSanitizer + UBSan
+#   make tsan    the same tests with ThreadSanitizer
+#   make bench   a short benchmark (see bench/README.md)
+#
+# Variant builds live in their own directories (build/, build-asan/, build-tsan/)
+# so switching sanitizers never mixes objects.
+
+SAN       ?=
+BUILD     ?= build
+CC        ?= cc
+CFLAGS    ?= -O2 -g
+CFLAGS    += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -fno-omit-frame-pointer
+CPPFLAGS  += -I.
+LDLIBS    += -lurcu-memb -lurcu-cds -lurcu-common -lssl -lcrypto -pthread
+ifneq ($(SAN),)
+CFLAGS    += -fsanitize=$(SAN) -fno-sanitize-recover=all
+LDFLAGS   += -fsanitize=$(SAN)
+endif
+
+# Debian packages the build and the tests need (installed by `make deps` when missing).
+DEB_BUILD = build-essential liburcu-dev libssl-dev libcriterion-dev pkg-config
+DEB_TEST  = zookeeper zookeeper-bin default-jre-headless python3 python3-kazoo \
+            python3-pytest libzookeeper-mt-dev netcat-openbsd
+DEB_ALL   = $(DEB_BUILD) $(DEB_TEST)
+
+LIB_SRC  := $(sort $(wildcard net/*.c storage/*.c processors/*.c election/*.c server/*.c))
+LIB_SRC  := $(filter-out server/main.c,$(LIB_SRC))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
+UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
+
+.PHONY: all deps run test unit integration conformance asan tsan bench clean
+all: $(BUILD)/zkd bin/zkd
+
+deps:
+	@missing=""; for p in $(DEB_ALL); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libzkd.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/zkd: $(BUILD)/server/main.o $(BUILD)/libzkd.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+bin/zkd: $(BUILD)/zkd
+	@mkdir -p bin
+	ln -sf ../$(BUILD)/zkd bin/zkd
+
+$(BUILD)/unit_tests: $(UNIT_OBJ) $(BUILD)/libzkd.a
+	$(CC) $(LDFLAGS) -o $@ $^ -lcriterion $(LDLIBS)
+
+$(BUILD)/zkc_test: tests/integration/zkc_test.c
+	$(CC) $(CFLAGS) -Wno-deprecated-declarations -o $@ $< -lzookeeper_mt -pthread
+
+run: deps all
+	$(BUILD)/zkd conf/zoo.cfg
+
+unit: $(BUILD)/unit_tests
+	$(BUILD)/unit_tests --jobs 2
+
+integration: $(BUILD)/zkd $(BUILD)/zkc_test
+	ZKD=$(BUILD)/zkd ZKC_TEST=$(BUILD)/zkc_test bash tests/integration/run.sh
+
+test: deps
+	$(MAKE) unit integration
+
+asan: deps
+	$(MAKE) BUILD=build-asan SAN=address,undefined unit integration
+
+tsan: deps
+	$(MAKE) BUILD=build-tsan SAN=thread unit integration
+
+conformance: deps all
+	bash tests/conformance.sh $(BUILD)/zkd
+
+clean:
+	rm -rf build build-asan build-tsan bin
+
+-include $(LIB_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BUILD)/server/main.d

@@ -1,0 +1,122 @@
+/*
+ * net.h - the public face of net/: per-core event loops that own client
+ * connections, frame the byte stream and hand whole frames upward.
+ *
+ * Threads: net_start() starts `n_threads` I/O threads (zkd-io-N). Each has
+ * its own epoll set, its own SO_REUSEPORT listening socket on the client
+ * port (the kernel spreads accepts across them), its own connections and an
+ * inbox: a wfcqueue that any thread may post to (many producers) and only
+ * the owning I/O thread drains (one consumer, whole batches via splice),
+ * with an eventfd doorbell rung only when the I/O thread is asleep.
+ *
+ * A connection lives on one I/O thread for its whole life. Every callback
+ * below runs on that thread, so upper layers keep per-connection state
+ * (net_conn_user) without locks. Other threads never hold a struct net_conn
+ * pointer: they address a connection by its 64-bit net_addr (thread, fd,
+ * generation); a message to a connection that has since closed is handed to
+ * on_msg with conn == NULL so its owner can free it.
+ *
+ * net/ knows nothing of sessions or the pipeline; server/ registers the
+ * callbacks. Plain TCP and (later) TLS are two connection types behind the
+ * small vtable in conn.h.
+ */
+#ifndef ZKD_NET_NET_H
+#define ZKD_NET_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <urcu/wfcqueue.h>
+
+#include "jute.h"
+
+struct net_conn;
+
+/* (io thread index << 56) | (fd << 32) | generation; 0 = no connection. */
+typedef uint64_t net_addr;
+
+/* A message posted to an I/O thread. Embed it first in your own struct. */
+struct net_msg {
+	struct cds_wfcq_node node;
+	net_addr to;
+};
+
+struct net_callbacks {
+	void *ctx;
+	/* A new connection was accepted (after the per-IP cap let it in). */
+	void (*on_open)(void *ctx, struct net_conn *c);
+	/* One complete frame: payload without the 4-byte length prefix, valid
+	 * only during the call. Return 0 to go on, -1 to close the connection
+	 * (the callee has logged why). */
+	int (*on_frame)(void *ctx, struct net_conn *c, const uint8_t *p, size_t len);
+	/* The first 4 bytes of a connection spelled a four-letter word (e.g.
+	 * "ruok") instead of a frame length. The callee writes its answer with
+	 * net_conn_send and calls net_conn_close; the connection is not framed. */
+	void (*on_4lw)(void *ctx, struct net_conn *c, const char cmd[4]);
+	/* The connection is going away (peer closed, error, or net_conn_close
+	 * finished flushing). Free what net_conn_user points to. */
+	void (*on_close)(void *ctx, struct net_conn *c);
+	/* A message posted with net_post arrived. conn is NULL if the addressed
+	 * connection no longer exists. The callee owns m. */
+	void (*on_msg)(void *ctx, struct net_conn *c, struct net_msg *m);
+	/* Called once per loop iteration after inbox and sockets were handled,
+	 * before output is flushed (lets upper layers batch). May be NULL. */
+	void (*on_idle)(void *ctx, int io_index);
+};
+
+struct net_config {
+	const char *bind_addr;      /* "" or NULL = all addresses */
+	int port;
+	int n_threads;              /* >= 1 */
+	uint32_t max_frame;         /* jute.maxbuffer: a larger frame closes the connection */
+	int max_cnxns_per_ip;       /* 0 = unlimited */
+	int listen_backlog;         /* <= 0 = 1024 */
+};
+
+/* Binds, listens and starts the I/O threads. Returns 0, or -1 with a
+ * message in err (e.g. "127.0.0.1:2181: Address already in use"). */
+int net_start(const struct net_config *cfg, const struct net_callbacks *cb, char *err, size_t errlen);
+/* Stops the threads, closes every connection (on_close for each). */
+void net_stop(void);
+int net_n_threads(void);
+/* The port actually bound (useful when cfg->port was 0). */
+int net_bound_port(void);
+
+/* Any thread: queue m for the I/O thread that owns `to` (m->to is set). */
+void net_post(net_addr to, struct net_msg *m);
+
+/* Owner thread only: */
+net_addr net_conn_addr(const struct net_conn *c);
+int net_conn_io_index(const struct net_conn *c);
+void *net_conn_user(const struct net_conn *c);
+void net_conn_set_user(struct net_conn *c, void *user);
+const char *net_conn_peer(const struct net_conn *c);   /* "127.0.0.1:53412" */
+/* Queue bytes for sending (copied). Output is flushed at the end of the loop
+ * iteration, so many replies go out in one write. */
+void net_conn_send(struct net_conn *c, const void *p, size_t len);
+/* The connection's output buffer, to encode a reply in place: reserve the
+ * frame length with net_frame_begin, write the record, then net_frame_end. */
+struct jute_writer *net_conn_out(struct net_conn *c);
+size_t net_frame_begin(struct jute_writer *w);
+void net_frame_end(struct jute_writer *w, size_t mark);
+/* Stop reading from c (e.g. while a handshake is in the pipeline) / resume. */
+void net_conn_pause(struct net_conn *c, bool paused);
+/* Flush what is queued, then close. `reason` is logged with the peer. */
+void net_conn_close(struct net_conn *c, const char *reason);
+bool net_conn_closing(const struct net_conn *c);
+
+/* Counters for four-letter words (relaxed atomics, any thread). */
+struct net_stats {
+	uint64_t packets_received;
+	uint64_t packets_sent;
+	uint64_t bytes_received;
+	uint64_t bytes_sent;
+	uint64_t connections;       /* open now */
+	uint64_t accepted;          /* ever */
+	uint64_t rejected_cap;      /* refused by maxClientCnxns */
+};
+void net_get_stats(struct net_stats *out);
+void net_count_sent_packet(void);
+
+#endif

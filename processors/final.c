@@ -1,0 +1,281 @@
+/*
+ * final.c - the Final stage (zkd-final): ZooKeeper's FinalRequestProcessor.
+ *
+ * Final is the only writer of the data tree and of the session table. It
+ * applies txns strictly in the order Commit hands them over (zxid order),
+ * publishes each change, then advances last_applied, and only then builds
+ * the reply: a client can never see a reply whose effect a read on another
+ * connection could still miss.
+ *
+ * The reply is encoded here into the zreq and the zreq is posted back to the
+ * I/O thread that owns the client's connection; that thread sends it.
+ */
+#include "final.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/log.h"
+#include "request.h"
+#include "session.h"
+
+struct final {
+	struct zk_state *st;
+};
+
+static struct final final_state;
+
+static void reply_header(struct jute_writer *w, const struct zreq *r, int64_t zxid, int err)
+{
+	struct rec_reply_header h = { r->xid, zxid, err };
+	rec_write_reply_header(w, &h);
+}
+
+/* Posts a bare "close this connection" notice to the session's old owner. */
+static void close_connection(net_addr to)
+{
+	if (!to)
+		return;
+	struct zreq *n = zreq_new(0, 0, ZOP_CLOSE, NULL, 0);
+	if (!n)
+		return;
+	n->close_after = true;
+	n->msg.to = to;
+	net_post(to, &n->msg);
+}
+
+static int apply_create_session(struct final *f, struct zreq *r)
+{
+	struct zsession *s = sessions_add(f->st->sessions, r->session_id, r->txn.timeout);
+	atomic_store(&s->conn, r->msg.to);
+	log_info("session 0x%" PRIx64 ": created, timeout %d ms", (uint64_t)r->session_id, r->txn.timeout);
+	if (f->st->on_session_created)
+		f->st->on_session_created(f->st->on_session_created_arg, r->session_id);
+	return ZOK;
+}
+
+static int apply_close_session(struct final *f, struct zreq *r)
+{
+	for (int i = 0; i < r->txn.n_close_paths; i++) {
+		const char *p = r->txn.close_paths[i];
+		tree_delete(f->st->tree, p, strlen(p), r->txn.zxid);
+	}
+	struct zsession *s = sessions_find(f->st->sessions, r->session_id);
+	if (s) {
+		net_addr conn = atomic_load(&s->conn);
+		if (conn && conn != r->msg.to)
+			close_connection(conn);
+		sessions_remove(f->st->sessions, s);
+	}
+	log_info("session 0x%" PRIx64 ": closed (%s), %d ephemeral node(s) removed",
+		 (uint64_t)r->session_id, r->msg.to ? "by client" : "expired", r->txn.n_close_paths);
+	r->close_after = true;
+	return ZOK;
+}
+
+/* Applies one tree txn; *stat gets the changed node's client Stat. */
+static int apply_tree(struct final *f, const struct ztxn *t, struct zk_stat *stat)
+{
+	struct ztree *tree = f->st->tree;
+	switch (t->type) {
+	case ZOP_CREATE:
+	case ZOP_CREATECONTAINER: {
+		struct tree_create_args a = {
+			.path = t->path, .path_len = t->path_len,
+			.data = t->data, .data_len = t->data_len,
+			.acl = t->acl, .acl_len = t->acl_len,
+			.ephemeral_owner = t->ephemeral_owner,
+			.parent_cversion = t->parent_cversion,
+			.zxid = t->zxid, .time = t->time,
+		};
+		return tree_create(tree, &a, stat);
+	}
+	case ZOP_DELETE:
+		return tree_delete(tree, t->path, t->path_len, t->zxid);
+	case ZOP_SETDATA:
+		return tree_set_data(tree, t->path, t->path_len, t->data, t->data_len, t->version,
+				     t->zxid, t->time, stat);
+	case ZOP_SETACL:
+		return tree_set_acl(tree, t->path, t->path_len, t->acl, t->acl_len, t->version, stat);
+	case ZOP_ERROR:
+		return t->err;
+	default:
+		return ZOK;   /* check: nothing to change */
+	}
+}
+
+/* A multi applies all its ops or none. Prep already decided: if any op is an
+ * error txn, nothing is applied and the ops before the failing one answer
+ * OK-as-error (ZooKeeper's ErrorResult(0)). */
+static int apply_multi(struct final *f, struct zreq *r, struct zk_stat *stats)
+{
+	struct ztxn *t = &r->txn;
+	bool failed = false;
+	for (int i = 0; i < t->n_sub; i++)
+		failed |= t->sub[i].type == ZOP_ERROR;
+	for (int i = 0; i < t->n_sub; i++) {
+		struct ztxn *sub = &t->sub[i];
+		if (failed) {
+			if (sub->type != ZOP_ERROR) {
+				sub->type = ZOP_ERROR;
+				sub->err = ZOK;
+			}
+			continue;
+		}
+		int rc = apply_tree(f, sub, &stats[i]);
+		if (rc != ZOK)
+			log_error("session 0x%" PRIx64 ": zxid 0x%" PRIx64 " multi op %d (%s) did not apply: %s",
+				  (uint64_t)r->session_id, (uint64_t)t->zxid, i, zk_op_name(sub->op), zk_err_name(rc));
+	}
+	return ZOK;
+}
+
+/* Applies r's txn; *stat gets the changed node's client Stat. */
+static int apply(struct final *f, struct zreq *r, struct zk_stat *stat, struct zk_stat *multi_stats)
+{
+	struct ztxn *t = &r->txn;
+	switch (t->type) {
+	case ZOP_MULTI:
+		return apply_multi(f, r, multi_stats);
+	case ZOP_CREATESESSION:
+		return apply_create_session(f, r);
+	case ZOP_CLOSE:
+		return apply_close_session(f, r);
+	case 0:
+		return ZOK;   /* sync */
+	default:
+		return apply_tree(f, t, stat);
+	}
+}
+
+static void write_multi_response(struct jute_writer *w, const struct ztxn *t, const struct zk_stat *stats)
+{
+	for (int i = 0; i < t->n_sub; i++) {
+		const struct ztxn *sub = &t->sub[i];
+		struct rec_multi_header h = { sub->op, false, 0 };
+		if (sub->type == ZOP_ERROR) {
+			h.type = ZOP_ERROR;
+			h.err = sub->err;
+			rec_write_multi_header(w, &h);
+			jute_write_int(w, sub->err);
+			continue;
+		}
+		if (h.type == ZOP_CREATECONTAINER || h.type == ZOP_CREATETTL)
+			h.type = ZOP_CREATE2;   /* CreateResult with a Stat */
+		rec_write_multi_header(w, &h);
+		switch (h.type) {
+		case ZOP_CREATE:
+			jute_write_buffer(w, sub->path, (int32_t)sub->path_len);
+			break;
+		case ZOP_CREATE2:
+			jute_write_buffer(w, sub->path, (int32_t)sub->path_len);
+			rec_write_stat(w, &stats[i]);
+			break;
+		case ZOP_SETDATA:
+			rec_write_stat(w, &stats[i]);
+			break;
+		default:
+			break;   /* delete, check: no body */
+		}
+	}
+	struct rec_multi_header done = { -1, true, -1 };
+	rec_write_multi_header(w, &done);
+}
+
+static void write_connect_response(struct jute_writer *w, const struct zreq *r)
+{
+	uint8_t pw[16];
+	session_password(r->session_id, pw);
+	struct rec_connect_resp resp = {
+		.protocol_version = 0, .timeout = r->txn.timeout, .session_id = r->session_id,
+		.passwd = pw, .passwd_len = 16, .read_only = false,
+	};
+	rec_write_connect_resp(w, &resp);
+	if (r->old_client)
+		w->len--;   /* an old client's response has no readOnly byte */
+}
+
+static void write_sync_response(struct jute_writer *w, const struct zreq *r, uint32_t max)
+{
+	struct jute_reader rd;
+	jute_reader_init(&rd, r->body, r->body_len, max);
+	struct rec_path req;
+	if (rec_read_path(&rd, &req) == 0)
+		jute_write_buffer(w, req.path.data, req.path.len);
+	else
+		jute_write_buffer(w, NULL, -1);
+}
+
+static void build_reply(struct final *f, struct zreq *r, int rc, const struct zk_stat *stat,
+			const struct zk_stat *multi_stats, int64_t zxid)
+{
+	struct jute_writer w;
+	jute_writer_init(&w, 128);
+	size_t mark = net_frame_begin(&w);
+	if (r->type == ZOP_CREATESESSION) {
+		write_connect_response(&w, r);
+	} else {
+		reply_header(&w, r, zxid, rc);
+		if (rc == ZOK) {
+			switch (r->type) {
+			case ZOP_CREATE:
+				jute_write_buffer(&w, r->txn.path, (int32_t)r->txn.path_len);
+				break;
+			case ZOP_CREATE2: case ZOP_CREATECONTAINER: case ZOP_CREATETTL:
+				jute_write_buffer(&w, r->txn.path, (int32_t)r->txn.path_len);
+				rec_write_stat(&w, stat);
+				break;
+			case ZOP_SETDATA: case ZOP_SETACL:
+				rec_write_stat(&w, stat);
+				break;
+			case ZOP_SYNC:
+				write_sync_response(&w, r, f->st->limits.max_buffer);
+				break;
+			case ZOP_MULTI:
+				write_multi_response(&w, &r->txn, multi_stats);
+				break;
+			default:
+				break;
+			}
+		}
+	}
+	net_frame_end(&w, mark);
+	r->reply = jute_writer_take(&w, &r->reply_len);
+}
+
+static void final_handle(struct stage *s, struct zreq *r)
+{
+	struct final *f = s->ctx;
+	struct zk_stat stat = { 0 };
+	struct zk_stat *multi_stats = NULL;
+	if (r->txn.type == ZOP_MULTI && r->txn.n_sub > 0) {
+		multi_stats = calloc((size_t)r->txn.n_sub, sizeof *multi_stats);
+		if (!multi_stats)
+			abort();
+	}
+	rcu_read_lock();
+	int rc = apply(f, r, &stat, multi_stats);
+	rcu_read_unlock();
+	if (rc != ZOK && r->txn.type != ZOP_ERROR)
+		log_error("session 0x%" PRIx64 ": zxid 0x%" PRIx64 " %s did not apply: %s",
+			  (uint64_t)r->session_id, (uint64_t)r->txn.zxid, zk_op_name(r->type), zk_err_name(rc));
+	if (r->txn.zxid)
+		atomic_store_explicit(&f->st->last_applied, r->txn.zxid, memory_order_release);
+	int64_t zxid = atomic_load_explicit(&f->st->last_applied, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&f->st->stats.outstanding, 1, memory_order_relaxed);
+	if (!r->msg.to) {           /* expiry: nobody waits for a reply */
+		free(multi_stats);
+		zreq_free(r);
+		return;
+	}
+	build_reply(f, r, rc, &stat, multi_stats, zxid);
+	free(multi_stats);
+	net_post(r->msg.to, &r->msg);
+}
+
+void final_init(struct stage *s, struct zk_state *st)
+{
+	final_state.st = st;
+	stage_init(s, "zkd-final", final_handle, NULL, &final_state);
+}

@@ -1,0 +1,91 @@
+/*
+ * pipeline.c - builds the chain Prep -> Proposal -> Sync -> Commit -> Final
+ * and starts its threads.
+ *
+ * Standalone, Proposal has nobody to propose to, Sync has no log yet (the
+ * txn-log issue makes it the fsync thread) and Commit's quorum is this
+ * server alone: each forwards its batch unchanged. They are real threads
+ * with real queues all the same, so the hand-off cost measured now is the
+ * cost the ensemble will pay.
+ */
+#include <inttypes.h>
+#include <string.h>
+
+#include "final.h"
+#include "net/log.h"
+#include "pipeline.h"
+#include "prep.h"
+#include "processors.h"
+#include "request.h"
+#include "session.h"
+#include "stage.h"
+
+enum { ST_PREP, ST_PROPOSAL, ST_SYNC, ST_COMMIT, ST_FINAL, ST_COUNT };
+
+/* Owned by processors_start/stop (the main thread). */
+static struct stage stages[ST_COUNT];
+static bool started;
+
+static void pass_on(struct stage *s, struct zreq *r)
+{
+	stage_forward(s, r);
+}
+
+int processors_start(struct zk_state *st)
+{
+	final_init(&stages[ST_FINAL], st);
+	stage_init(&stages[ST_COMMIT], "zkd-commit", pass_on, &stages[ST_FINAL], st);
+	stage_init(&stages[ST_SYNC], "zkd-sync", pass_on, &stages[ST_COMMIT], st);
+	stage_init(&stages[ST_PROPOSAL], "zkd-proposal", pass_on, &stages[ST_SYNC], st);
+	prep_init(&stages[ST_PREP], &stages[ST_PROPOSAL], st);
+	for (int i = ST_COUNT - 1; i >= 0; i--) {
+		if (stage_start(&stages[i]) != 0) {
+			for (int j = ST_COUNT - 1; j > i; j--)
+				stage_stop(&stages[j]);
+			return -1;
+		}
+	}
+	started = true;
+	return 0;
+}
+
+void processors_stop(void)
+{
+	if (!started)
+		return;
+	for (int i = 0; i < ST_COUNT; i++)
+		stage_stop(&stages[i]);
+	started = false;
+}
+
+void processors_cleanup(void)
+{
+	for (int i = 0; i < ST_COUNT; i++) {
+		struct cds_wfcq_node *node;
+		while ((node = cds_wfcq_dequeue_blocking(&stages[i].head, &stages[i].tail)))
+			zreq_free(caa_container_of(node, struct zreq, qnode));
+	}
+	prep_free();
+}
+
+void pipeline_submit(struct zreq *r)
+{
+	stage_push(&stages[ST_PREP], r);
+}
+
+bool processors_expire_session(struct zk_state *st, int64_t session_id)
+{
+	rcu_read_lock();
+	struct zsession *s = sessions_find(st->sessions, session_id);
+	bool mine = s && !atomic_exchange(&s->closing, true);
+	rcu_read_unlock();
+	if (!mine)
+		return false;
+	struct zreq *r = zreq_new(session_id, 0, ZOP_CLOSE, NULL, 0);
+	if (!r)
+		return false;
+	log_info("session 0x%" PRIx64 ": expired", (uint64_t)session_id);
+	atomic_fetch_add_explicit(&st->stats.outstanding, 1, memory_order_relaxed);
+	pipeline_submit(r);
+	return true;
+}

@@ -1,0 +1,779 @@
+/*
+ * readpath.c - what an I/O thread does with a client's frames.
+ *
+ * The I/O thread that owns a connection decodes every frame. Reads (exists,
+ * getData, getChildren, getACL, ping, ...) are answered right here from the
+ * RCU tree, without a hand-off. Writes, sync, connect and close go to Prep as
+ * a zreq; Final posts the zreq back here with its reply.
+ *
+ * Ordering (DESIGN.md rules 1 and 2): a session's replies leave in request
+ * order and its reads see its own writes. So while a write of this
+ * connection is in the pipeline, a read must wait: it is parked, and every
+ * frame after it is parked too, until the writes before it have come back.
+ * A write that arrives while nothing is parked goes straight to Prep even if
+ * other writes are in flight: the pipeline keeps their order.
+ *
+ * Every function here runs on the connection's I/O thread; struct client is
+ * that thread's alone. The connection list for `cons` is the one shared
+ * piece, under a mutex taken only on open, close and by `cons`.
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "acl.h"
+#include "net/log.h"
+#include "path.h"
+#include "pipeline.h"
+#include "processors.h"
+#include "request.h"
+#include "session.h"
+
+enum client_state {
+	CL_NEW,             /* waiting for ConnectRequest */
+	CL_CONNECTING,      /* createSession is in the pipeline */
+	CL_READY,
+	CL_CLOSING,         /* closeSession sent or connection refused */
+};
+
+struct parked {
+	struct parked *next;
+	size_t len;
+	uint8_t bytes[];
+};
+
+struct client {
+	struct client *prev, *next;     /* registry for `cons` (registry_lock) */
+	struct net_conn *conn;
+	struct zk_state *st;
+	enum client_state state;
+	int64_t session_id;
+	int timeout_ms;
+	int in_flight;                  /* zreqs of this connection inside the pipeline */
+	struct parked *parked_head, *parked_tail;
+	int n_parked;
+	struct auth_ids ids;            /* ip + addauth identities */
+	char peer[64];
+	int64_t established_ms;
+	/* `cons` reads these without the owner's knowledge: relaxed atomics. */
+	atomic_long recved, sent, last_zxid, last_cxid, lat_min, lat_max, lat_total, lat_count;
+	atomic_int last_op;
+};
+
+#define PARK_PAUSE_LIMIT 1024       /* stop reading a connection with this many parked */
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct client *registry;
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void atomic_min(atomic_long *v, long x)
+{
+	long cur = atomic_load_explicit(v, memory_order_relaxed);
+	while ((cur == 0 || x < cur) && !atomic_compare_exchange_weak(v, &cur, x))
+		;
+}
+
+static void atomic_max(atomic_long *v, long x)
+{
+	long cur = atomic_load_explicit(v, memory_order_relaxed);
+	while (x > cur && !atomic_compare_exchange_weak(v, &cur, x))
+		;
+}
+
+static void count_reply(struct client *cl, int op, int64_t recv_ns, int64_t zxid, int32_t xid)
+{
+	long us = (long)((now_ns() - recv_ns) / 1000);
+	struct zk_stats *s = &cl->st->stats;
+	atomic_fetch_add_explicit(&s->lat_count, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->lat_total_us, us, memory_order_relaxed);
+	atomic_min(&s->lat_min_us, us ? us : 1);
+	atomic_max(&s->lat_max_us, us);
+	atomic_fetch_add_explicit(&cl->sent, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&cl->lat_count, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&cl->lat_total, us, memory_order_relaxed);
+	atomic_min(&cl->lat_min, us ? us : 1);
+	atomic_max(&cl->lat_max, us);
+	atomic_store_explicit(&cl->last_op, op, memory_order_relaxed);
+	atomic_store_explicit(&cl->last_zxid, zxid, memory_order_relaxed);
+	if (xid > 0)
+		atomic_store_explicit(&cl->last_cxid, xid, memory_order_relaxed);
+	net_count_sent_packet();
+}
+
+static int64_t last_applied(const struct client *cl)
+{
+	return atomic_load_explicit(&cl->st->last_applied, memory_order_acquire);
+}
+
+/* ---- replies encoded in place ----------------------------------------------- */
+
+static void send_header_only(struct client *cl, int32_t xid, int64_t zxid, int err)
+{
+	struct jute_writer *w = net_conn_out(cl->conn);
+	size_t mark = net_frame_begin(w);
+	struct rec_reply_header h = { xid, zxid, err };
+	rec_write_reply_header(w, &h);
+	net_frame_end(w, mark);
+}
+
+static void send_connect_response(struct client *cl, bool valid, int timeout, bool old_client)
+{
+	uint8_t pw[16] = { 0 };
+	if (valid)
+		session_password(cl->session_id, pw);
+	struct rec_connect_resp resp = {
+		.protocol_version = 0, .timeout = valid ? timeout : 0,
+		.session_id = valid ? cl->session_id : 0, .passwd = pw, .passwd_len = 16,
+		.read_only = false,
+	};
+	struct jute_writer *w = net_conn_out(cl->conn);
+	size_t mark = net_frame_begin(w);
+	rec_write_connect_resp(w, &resp);
+	if (old_client)
+		w->len--;
+	net_frame_end(w, mark);
+}
+
+/* ---- sessions ------------------------------------------------------------------ */
+
+static void touch_session(struct client *cl)
+{
+	if (!cl->session_id)
+		return;
+	rcu_read_lock();
+	struct zsession *s = sessions_find(cl->st->sessions, cl->session_id);
+	if (s)
+		atomic_store_explicit(&s->deadline_ms, mono_ms() + cl->timeout_ms, memory_order_relaxed);
+	rcu_read_unlock();
+}
+
+static int clamp_timeout(const struct zk_limits *l, int t)
+{
+	if (t < l->min_session_timeout)
+		t = l->min_session_timeout;
+	if (t > l->max_session_timeout)
+		t = l->max_session_timeout;
+	return t;
+}
+
+static struct zreq *new_zreq(struct client *cl, int32_t xid, int32_t type, const uint8_t *body, size_t len)
+{
+	struct zreq *r = zreq_new(cl->session_id, xid, type, body, len);
+	if (!r)
+		return NULL;
+	r->msg.to = net_conn_addr(cl->conn);
+	if (cl->ids.n > 1) {   /* beyond the ip identity every connection has */
+		r->ids = malloc(sizeof *r->ids);
+		if (r->ids)
+			*r->ids = cl->ids;
+	}
+	return r;
+}
+
+static void submit(struct client *cl, struct zreq *r)
+{
+	cl->in_flight++;
+	atomic_fetch_add_explicit(&cl->st->stats.outstanding, 1, memory_order_relaxed);
+	pipeline_submit(r);
+}
+
+/* Resumes a session on this connection (id + password), answering at once. */
+static int reconnect(struct client *cl, const struct rec_connect_req *req, int timeout)
+{
+	uint8_t pw[16];
+	session_password(req->session_id, pw);
+	bool pw_ok = req->passwd.len == 16 && memcmp(pw, req->passwd.data, 16) == 0;
+	bool valid = false;
+	net_addr old = 0, me = net_conn_addr(cl->conn);
+	rcu_read_lock();
+	struct zsession *s = sessions_find(cl->st->sessions, req->session_id);
+	if (s && pw_ok && !atomic_load(&s->closing)) {
+		valid = true;
+		atomic_store(&s->timeout_ms, timeout);
+		atomic_store(&s->deadline_ms, mono_ms() + timeout);
+		old = atomic_exchange(&s->conn, me);
+	}
+	rcu_read_unlock();
+	cl->session_id = req->session_id;
+	cl->timeout_ms = timeout;
+	send_connect_response(cl, valid, timeout, false);
+	if (!valid) {
+		log_info("session 0x%" PRIx64 ": reconnect from %s refused (%s)", (uint64_t)req->session_id,
+			 cl->peer, !pw_ok ? "wrong password" : "session expired");
+		cl->state = CL_CLOSING;
+		net_conn_close(cl->conn, "session expired or wrong password");
+		return 0;
+	}
+	if (old && old != me) {
+		struct zreq *n = zreq_new(0, 0, ZOP_CLOSE, NULL, 0);
+		if (n) {
+			n->close_after = true;
+			n->msg.to = old;
+			net_post(old, &n->msg);
+		}
+	}
+	log_info("session 0x%" PRIx64 ": resumed from %s, timeout %d ms", (uint64_t)cl->session_id,
+		 cl->peer, timeout);
+	cl->state = CL_READY;
+	return 0;
+}
+
+static int handle_connect(struct client *cl, const uint8_t *p, size_t len)
+{
+	struct jute_reader r;
+	jute_reader_init(&r, p, len, cl->st->limits.max_buffer);
+	struct rec_connect_req req;
+	if (rec_read_connect_req(&r, &req) != 0) {
+		log_warn("client %s: malformed ConnectRequest (%zu bytes), closing", cl->peer, len);
+		return -1;
+	}
+	/* protocolVersion, lastZxidSeen, timeOut, sessionId, passwd: an old
+	 * client stops there, without the readOnly byte */
+	size_t without_ro = 4 + 8 + 4 + 8 + 4 + (req.passwd.len > 0 ? (size_t)req.passwd.len : 0);
+	bool old_client = len <= without_ro;
+	int64_t ours = last_applied(cl);
+	if (req.last_zxid_seen > ours) {
+		log_info("client %s: refusing session request: it has seen zxid 0x%" PRIx64
+			 ", our last zxid is 0x%" PRIx64 "; client must try another server",
+			 cl->peer, (uint64_t)req.last_zxid_seen, (uint64_t)ours);
+		return -1;
+	}
+	int timeout = clamp_timeout(&cl->st->limits, req.timeout);
+	if (req.session_id != 0)
+		return reconnect(cl, &req, timeout);
+
+	cl->session_id = sessions_next_id(cl->st->sessions);
+	cl->timeout_ms = timeout;
+	struct zreq *z = new_zreq(cl, 0, ZOP_CREATESESSION, NULL, 0);
+	if (!z)
+		return -1;
+	z->txn.timeout = timeout;
+	z->old_client = old_client;
+	cl->state = CL_CONNECTING;
+	submit(cl, z);
+	return 0;
+}
+
+/* ---- reads served in place ------------------------------------------------------ */
+
+static bool path_has_nul(struct jute_buf b)
+{
+	return b.len > 0 && memchr(b.data, '\0', (size_t)b.len) != NULL;
+}
+
+/* Looks the node up and checks `perm` (0 = none needed). Inside rcu_read_lock. */
+static int find_node(struct client *cl, struct jute_buf path, int perm, const struct znode_ver **out)
+{
+	if (path.len <= 0)
+		return ZNONODE;
+	struct znode *n = tree_lookup(cl->st->tree, (const char *)path.data, (size_t)path.len);
+	if (!n)
+		return ZNONODE;
+	const struct znode_ver *v = tree_ver(n);
+	if (perm && !acl_allows(v->acl->bytes, (size_t)v->acl->len, perm, &cl->ids))
+		return ZNOAUTH;
+	*out = v;
+	return ZOK;
+}
+
+static void write_children(struct jute_writer *w, const struct znode_ver *v)
+{
+	uint32_t n = v->kids ? v->kids->n : 0;
+	jute_write_int(w, (int32_t)n);
+	for (uint32_t i = 0; i < n; i++)
+		jute_write_buffer(w, v->kids->v[i].name, (int32_t)v->kids->v[i].len);
+}
+
+struct count_arg { const char *prefix; size_t len; int64_t session; int count; struct jute_writer *w; };
+
+static bool under(const struct znode *n, const char *prefix, size_t len)
+{
+	if (len == 1 && prefix[0] == '/')
+		return n->path_len > 1;
+	return n->path_len > len && memcmp(n->path, prefix, len) == 0 && n->path[len] == '/';
+}
+
+static void count_descendant(void *arg, const struct znode *n)
+{
+	struct count_arg *a = arg;
+	if (under(n, a->prefix, a->len))
+		a->count++;
+}
+
+static void list_ephemeral(void *arg, const struct znode *n)
+{
+	struct count_arg *a = arg;
+	if (tree_ver(n)->stat.ephemeral_owner != a->session)
+		return;
+	if (a->len == 1 || (n->path_len >= a->len && memcmp(n->path, a->prefix, a->len) == 0)) {
+		jute_write_buffer(a->w, n->path, (int32_t)n->path_len);
+		a->count++;
+	}
+}
+
+static int serve_read(struct client *cl, int32_t type, struct jute_reader *r, struct jute_writer *w);
+
+/* multiRead: getData and getChildren ops, each answered or failed alone. */
+static int serve_multi_read(struct client *cl, struct jute_reader *r, struct jute_writer *w)
+{
+	for (;;) {
+		struct rec_multi_header h;
+		if (rec_read_multi_header(r, &h) != 0)
+			return ZMARSHALLINGERROR;
+		if (h.done)
+			break;
+		if (h.type != ZOP_GETDATA && h.type != ZOP_GETCHILDREN)
+			return ZMARSHALLINGERROR;
+		size_t hdr_at = w->len;
+		struct rec_multi_header out = { h.type, false, 0 };
+		rec_write_multi_header(w, &out);
+		int rc = serve_read(cl, h.type, r, w);
+		if (rc == ZMARSHALLINGERROR)
+			return rc;
+		if (rc != ZOK) {
+			w->len = hdr_at;
+			out.type = ZOP_ERROR;
+			out.err = rc;
+			rec_write_multi_header(w, &out);
+			jute_write_int(w, rc);
+		}
+	}
+	struct rec_multi_header done = { -1, true, -1 };
+	rec_write_multi_header(w, &done);
+	return ZOK;
+}
+
+/* Encodes the reply to a read; returns the error code for the header. */
+static int serve_read(struct client *cl, int32_t type, struct jute_reader *r, struct jute_writer *w)
+{
+	const struct znode_ver *v;
+	struct zk_stat stat;
+	int rc;
+	switch (type) {
+	case ZOP_EXISTS: {
+		struct rec_path_watch req;
+		if (rec_read_path_watch(r, &req) != 0)
+			return ZMARSHALLINGERROR;
+		if (path_has_nul(req.path))
+			return ZBADARGUMENTS;
+		/* exists needs no permission (ZooKeeper 3.8) */
+		if ((rc = find_node(cl, req.path, 0, &v)) != ZOK)
+			return rc;
+		tree_client_stat(v, &stat);
+		rec_write_stat(w, &stat);
+		return ZOK;
+	}
+	case ZOP_GETDATA: {
+		struct rec_path_watch req;
+		if (rec_read_path_watch(r, &req) != 0)
+			return ZMARSHALLINGERROR;
+		if ((rc = find_node(cl, req.path, ZPERM_READ, &v)) != ZOK)
+			return rc;
+		jute_write_buffer(w, v->data->len >= 0 ? v->data->bytes : NULL, v->data->len);
+		tree_client_stat(v, &stat);
+		rec_write_stat(w, &stat);
+		return ZOK;
+	}
+	case ZOP_GETCHILDREN:
+	case ZOP_GETCHILDREN2: {
+		struct rec_path_watch req;
+		if (rec_read_path_watch(r, &req) != 0)
+			return ZMARSHALLINGERROR;
+		if ((rc = find_node(cl, req.path, ZPERM_READ, &v)) != ZOK)
+			return rc;
+		write_children(w, v);
+		if (type == ZOP_GETCHILDREN2) {
+			tree_client_stat(v, &stat);
+			rec_write_stat(w, &stat);
+		}
+		return ZOK;
+	}
+	case ZOP_GETACL: {
+		struct rec_path req;
+		if (rec_read_path(r, &req) != 0)
+			return ZMARSHALLINGERROR;
+		if ((rc = find_node(cl, req.path, 0, &v)) != ZOK)
+			return rc;
+		jute_write_raw(w, v->acl->bytes, (size_t)v->acl->len);
+		tree_client_stat(v, &stat);
+		rec_write_stat(w, &stat);
+		return ZOK;
+	}
+	case ZOP_GETALLCHILDRENNUMBER: {
+		struct rec_path req;
+		if (rec_read_path(r, &req) != 0)
+			return ZMARSHALLINGERROR;
+		if ((rc = find_node(cl, req.path, ZPERM_READ, &v)) != ZOK)
+			return rc;
+		struct count_arg a = { (const char *)req.path.data, (size_t)req.path.len, 0, 0, NULL };
+		tree_foreach(cl->st->tree, count_descendant, &a);
+		jute_write_int(w, a.count);
+		return ZOK;
+	}
+	case ZOP_GETEPHEMERALS: {
+		struct rec_path req;
+		if (rec_read_path(r, &req) != 0)
+			return ZMARSHALLINGERROR;
+		size_t at = w->len;
+		jute_write_int(w, 0);
+		struct count_arg a = { (const char *)req.path.data, req.path.len > 0 ? (size_t)req.path.len : 1,
+				       cl->session_id, 0, w };
+		if (req.path.len <= 0)
+			a.prefix = "/";
+		tree_foreach(cl->st->tree, list_ephemeral, &a);
+		jute_patch_int(w, at, a.count);
+		return ZOK;
+	}
+	case ZOP_MULTIREAD:
+		return serve_multi_read(cl, r, w);
+	default:
+		return ZUNIMPLEMENTED;
+	}
+}
+
+static void answer_read(struct client *cl, const struct rec_request_header *h, struct jute_reader *r, int64_t recv)
+{
+	struct jute_writer *w = net_conn_out(cl->conn);
+	size_t mark = net_frame_begin(w);
+	size_t hdr_at = w->len;
+	struct rec_reply_header rh = { h->xid, 0, 0 };
+	rec_write_reply_header(w, &rh);
+	rcu_read_lock();
+	int rc = serve_read(cl, h->type, r, w);
+	rcu_read_unlock();
+	int64_t zxid = last_applied(cl);
+	if (rc != ZOK)
+		w->len = hdr_at + 16;     /* an error reply is the header alone */
+	rh.zxid = zxid;
+	rh.err = rc;
+	size_t end = w->len;
+	w->len = hdr_at;
+	rec_write_reply_header(w, &rh);
+	w->len = end;
+	net_frame_end(w, mark);
+	atomic_fetch_add_explicit(&cl->st->stats.reads, 1, memory_order_relaxed);
+	count_reply(cl, h->type, recv, zxid, h->xid);
+}
+
+/* addauth: digest identities are remembered; unknown schemes fail the
+ * connection as ZooKeeper's AuthFailed does. */
+static int handle_auth(struct client *cl, struct jute_reader *r)
+{
+	struct rec_auth_packet a;
+	if (rec_read_auth_packet(r, &a) != 0)
+		return -1;
+	bool ok = false;
+	if (a.scheme.len == 6 && memcmp(a.scheme.data, "digest", 6) == 0 && a.auth.len > 0 &&
+	    cl->ids.n < (int)(sizeof cl->ids.v / sizeof cl->ids.v[0])) {
+		struct auth_id *id = &cl->ids.v[cl->ids.n];
+		if (acl_digest_id((const char *)a.auth.data, (size_t)a.auth.len, id->id, sizeof id->id)) {
+			strcpy(id->scheme, "digest");
+			cl->ids.n++;
+			ok = true;
+		}
+	}
+	send_header_only(cl, ZXID_AUTH, 0, ok ? ZOK : ZAUTHFAILED);
+	if (!ok) {
+		log_warn("session 0x%" PRIx64 ": authentication failed for scheme '%.*s'",
+			 (uint64_t)cl->session_id, a.scheme.len > 0 ? (int)a.scheme.len : 0,
+			 a.scheme.len > 0 ? (const char *)a.scheme.data : "");
+		cl->state = CL_CLOSING;
+		net_conn_close(cl->conn, "authentication failed");
+	}
+	return 0;
+}
+
+static bool goes_through_pipeline(int type)
+{
+	switch (type) {
+	case ZOP_CREATE: case ZOP_CREATE2: case ZOP_CREATECONTAINER: case ZOP_CREATETTL:
+	case ZOP_DELETE: case ZOP_SETDATA: case ZOP_SETACL: case ZOP_CHECK: case ZOP_SYNC:
+	case ZOP_MULTI: case ZOP_CLOSE:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static bool is_known_op(int type)
+{
+	switch (type) {
+	case ZOP_EXISTS: case ZOP_GETDATA: case ZOP_GETCHILDREN: case ZOP_GETCHILDREN2:
+	case ZOP_GETACL: case ZOP_GETALLCHILDRENNUMBER: case ZOP_GETEPHEMERALS: case ZOP_PING:
+	case ZOP_AUTH: case ZOP_MULTIREAD:
+		return true;
+	default:
+		return goes_through_pipeline(type);
+	}
+}
+
+/* Features of later issues (watches, reconfig, SASL, whoAmI): ZooKeeper
+ * opcodes we know but do not serve yet, answered Unimplemented without
+ * dropping the session. */
+static bool is_later_op(int type)
+{
+	switch (type) {
+	case ZOP_RECONFIG: case ZOP_SASL: case ZOP_WHOAMI:
+	case ZOP_SETWATCHES: case ZOP_SETWATCHES2: case ZOP_ADDWATCH: case ZOP_REMOVEWATCHES:
+	case ZOP_CHECKWATCHES:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* One request of a ready session whose turn it is. */
+static int process(struct client *cl, const uint8_t *p, size_t len, int64_t recv)
+{
+	struct jute_reader r;
+	jute_reader_init(&r, p, len, cl->st->limits.max_buffer);
+	struct rec_request_header h;
+	if (rec_read_request_header(&r, &h) != 0) {
+		log_warn("session 0x%" PRIx64 ": frame of %zu bytes too short for a request header, closing",
+			 (uint64_t)cl->session_id, len);
+		return -1;
+	}
+	atomic_fetch_add_explicit(&cl->recved, 1, memory_order_relaxed);
+	if (goes_through_pipeline(h.type)) {
+		struct zreq *z = new_zreq(cl, h.xid, h.type, p + 8, len - 8);
+		if (!z)
+			return -1;
+		z->recv_ns = recv;
+		if (h.type == ZOP_CLOSE) {
+			rcu_read_lock();
+			struct zsession *s = sessions_find(cl->st->sessions, cl->session_id);
+			if (s)
+				atomic_store(&s->closing, true);
+			rcu_read_unlock();
+			cl->state = CL_CLOSING;
+		}
+		atomic_fetch_add_explicit(&cl->st->stats.writes, 1, memory_order_relaxed);
+		submit(cl, z);
+		return 0;
+	}
+	switch (h.type) {
+	case ZOP_PING:
+		send_header_only(cl, ZXID_PING, last_applied(cl), ZOK);
+		count_reply(cl, h.type, recv, last_applied(cl), 0);
+		return 0;
+	case ZOP_AUTH:
+		return handle_auth(cl, &r);
+	default:
+		break;
+	}
+	if (is_known_op(h.type)) {
+		answer_read(cl, &h, &r, recv);
+		return 0;
+	}
+	send_header_only(cl, h.xid, last_applied(cl), ZUNIMPLEMENTED);
+	if (is_later_op(h.type))
+		return 0;
+	log_warn("session 0x%" PRIx64 ": unknown request type %d, closing", (uint64_t)cl->session_id, h.type);
+	cl->state = CL_CLOSING;
+	net_conn_close(cl->conn, "unknown request type");
+	return 0;
+}
+
+static bool is_pipelined_frame(const uint8_t *p, size_t len)
+{
+	return len >= 8 && goes_through_pipeline((int32_t)jute_get_u32(p + 4));
+}
+
+static int park(struct client *cl, const uint8_t *p, size_t len)
+{
+	struct parked *k = malloc(sizeof *k + len);
+	if (!k)
+		return -1;
+	k->next = NULL;
+	k->len = len;
+	memcpy(k->bytes, p, len);
+	if (cl->parked_tail)
+		cl->parked_tail->next = k;
+	else
+		cl->parked_head = k;
+	cl->parked_tail = k;
+	if (++cl->n_parked >= PARK_PAUSE_LIMIT)
+		net_conn_pause(cl->conn, true);
+	return 0;
+}
+
+/* Runs parked frames whose turn has come. */
+static int drain_parked(struct client *cl)
+{
+	int n = 0;
+	while (cl->parked_head && cl->state == CL_READY) {
+		struct parked *k = cl->parked_head;
+		if (cl->in_flight > 0 && !is_pipelined_frame(k->bytes, k->len))
+			break;
+		cl->parked_head = k->next;
+		if (!cl->parked_head)
+			cl->parked_tail = NULL;
+		cl->n_parked--;
+		int rc = process(cl, k->bytes, k->len, now_ns());
+		free(k);
+		n++;
+		if (rc != 0)
+			return -1;
+	}
+	if (n && cl->n_parked < PARK_PAUSE_LIMIT)
+		net_conn_pause(cl->conn, false);
+	return 0;
+}
+
+/* ---- net callbacks ------------------------------------------------------------------ */
+
+static void on_open(void *ctx, struct net_conn *c)
+{
+	struct client *cl = calloc(1, sizeof *cl);
+	if (!cl) {
+		net_conn_close(c, "out of memory");
+		return;
+	}
+	cl->conn = c;
+	cl->st = ctx;
+	cl->established_ms = wall_ms();
+	snprintf(cl->peer, sizeof cl->peer, "%s", net_conn_peer(c));
+	/* every connection has its address as an "ip" identity */
+	strcpy(cl->ids.v[0].scheme, "ip");
+	snprintf(cl->ids.v[0].id, sizeof cl->ids.v[0].id, "%s", cl->peer);
+	char *colon = strrchr(cl->ids.v[0].id, ':');
+	if (colon)
+		*colon = '\0';
+	cl->ids.n = 1;
+	net_conn_set_user(c, cl);
+	pthread_mutex_lock(&registry_lock);
+	cl->next = registry;
+	if (registry)
+		registry->prev = cl;
+	registry = cl;
+	pthread_mutex_unlock(&registry_lock);
+}
+
+static int on_frame(void *ctx, struct net_conn *c, const uint8_t *p, size_t len)
+{
+	(void)ctx;
+	struct client *cl = net_conn_user(c);
+	if (!cl)
+		return -1;
+	switch (cl->state) {
+	case CL_NEW:
+		return handle_connect(cl, p, len);
+	case CL_CLOSING:
+		return 0;          /* ZooKeeper ignores what follows a close */
+	default:
+		break;
+	}
+	touch_session(cl);
+	bool must_wait = cl->parked_head || cl->state == CL_CONNECTING ||
+			 (cl->in_flight > 0 && !is_pipelined_frame(p, len));
+	if (!must_wait)
+		return process(cl, p, len, now_ns());
+	return park(cl, p, len);
+}
+
+static void on_close(void *ctx, struct net_conn *c)
+{
+	(void)ctx;
+	struct client *cl = net_conn_user(c);
+	if (!cl)
+		return;
+	net_conn_set_user(c, NULL);
+	pthread_mutex_lock(&registry_lock);
+	if (cl->prev)
+		cl->prev->next = cl->next;
+	else
+		registry = cl->next;
+	if (cl->next)
+		cl->next->prev = cl->prev;
+	pthread_mutex_unlock(&registry_lock);
+	while (cl->parked_head) {
+		struct parked *k = cl->parked_head;
+		cl->parked_head = k->next;
+		free(k);
+	}
+	if (cl->session_id)
+		log_info("session 0x%" PRIx64 ": connection from %s closed", (uint64_t)cl->session_id, cl->peer);
+	free(cl);
+}
+
+static void on_msg(void *ctx, struct net_conn *c, struct net_msg *m)
+{
+	(void)ctx;
+	struct zreq *r = caa_container_of(m, struct zreq, msg);
+	struct client *cl = c ? net_conn_user(c) : NULL;
+	if (!cl) {
+		zreq_free(r);
+		return;
+	}
+	if (r->reply) {
+		net_conn_send(c, r->reply, r->reply_len);
+		cl->in_flight--;
+		count_reply(cl, r->type, r->recv_ns, r->txn.zxid ? r->txn.zxid : last_applied(cl), r->xid);
+	}
+	if (r->type == ZOP_CREATESESSION && cl->state == CL_CONNECTING) {
+		cl->state = CL_READY;
+		log_info("session 0x%" PRIx64 ": established for %s", (uint64_t)cl->session_id, cl->peer);
+	}
+	bool close_after = r->close_after;
+	zreq_free(r);
+	if (close_after) {
+		cl->state = CL_CLOSING;
+		net_conn_close(c, "session closed");
+		return;
+	}
+	if (drain_parked(cl) != 0)
+		net_conn_close(c, "bad parked request");
+}
+
+void processors_net_callbacks(struct zk_state *st, struct net_callbacks *cb)
+{
+	memset(cb, 0, sizeof *cb);
+	cb->ctx = st;
+	cb->on_open = on_open;
+	cb->on_frame = on_frame;
+	cb->on_close = on_close;
+	cb->on_msg = on_msg;
+}
+
+/* ---- `cons` and `srst` ---------------------------------------------------------------- */
+
+size_t processors_describe_conns(char *out, size_t cap)
+{
+	size_t len = 0;
+	if (cap)
+		out[0] = '\0';
+	pthread_mutex_lock(&registry_lock);
+	for (struct client *cl = registry; cl && len + 1 < cap; cl = cl->next) {
+		long n = atomic_load(&cl->lat_count);
+		int w = snprintf(out + len, cap - len,
+				 " /%s[1](queued=%d,recved=%ld,sent=%ld,sid=0x%" PRIx64 ",lop=%s,est=%" PRId64
+				 ",to=%d,lcxid=0x%lx,lzxid=0x%lx,lresp=0,llat=0,minlat=%ld,avglat=%ld,maxlat=%ld)\n",
+				 cl->peer, cl->in_flight, atomic_load(&cl->recved), atomic_load(&cl->sent),
+				 (uint64_t)cl->session_id, zk_op_name(atomic_load(&cl->last_op)),
+				 cl->established_ms, cl->timeout_ms, atomic_load(&cl->last_cxid),
+				 atomic_load(&cl->last_zxid), atomic_load(&cl->lat_min) / 1000,
+				 n ? atomic_load(&cl->lat_total) / n / 1000 : 0, atomic_load(&cl->lat_max) / 1000);
+		if (w < 0 || (size_t)w >= cap - len)
+			break;
+		len += (size_t)w;
+	}
+	pthread_mutex_unlock(&registry_lock);
+	return len;
+}
+
+void processors_reset_stats(struct zk_state *st)
+{
+	atomic_store(&st->stats.lat_count, 0);
+	atomic_store(&st->stats.lat_total_us, 0);
+	atomic_store(&st->stats.lat_min_us, 0);
+	atomic_store(&st->stats.lat_max_us, 0);
+}

@@ -1,0 +1,194 @@
+/*
+ * fourlw.c - ZooKeeper's four-letter words on the client port.
+ *
+ * A connection whose first four bytes spell a command gets a text answer
+ * and is closed, as in ZooKeeper. The texts follow ZooKeeper 3.8's
+ * (FourLetterCommands and the admin Commands behind mntr), since monitoring
+ * scripts parse them. A command left out of 4lw.commands.whitelist is
+ * answered with ZooKeeper's refusal sentence.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <dirent.h>
+#include <unistd.h>
+
+#include "net/log.h"
+#include "processors/session.h"
+#include "server.h"
+
+struct out {
+	char *buf;
+	size_t len, cap;
+};
+
+__attribute__((format(printf, 2, 3)))
+static void say(struct out *o, const char *fmt, ...)
+{
+	if (o->len + 1 >= o->cap)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		o->len += (size_t)n < o->cap - o->len ? (size_t)n : o->cap - o->len - 1;
+}
+
+static const char *mode(void)
+{
+	return "standalone";
+}
+
+static void latency_line(struct out *o, struct zkd_server *srv)
+{
+	struct zk_stats *s = &srv->st.stats;
+	long n = atomic_load(&s->lat_count);
+	say(o, "Latency min/avg/max: %ld/%.4f/%ld\n", atomic_load(&s->lat_min_us) / 1000,
+	    n ? (double)atomic_load(&s->lat_total_us) / (double)n / 1000.0 : 0.0,
+	    atomic_load(&s->lat_max_us) / 1000);
+}
+
+static void srvr(struct out *o, struct zkd_server *srv, bool with_clients)
+{
+	struct net_stats ns;
+	net_get_stats(&ns);
+	say(o, "Zookeeper version: %s, built on %s\n", ZKD_VERSION, __DATE__);
+	if (with_clients) {
+		say(o, "Clients:\n");
+		o->len += processors_describe_conns(o->buf + o->len, o->cap - o->len);
+		say(o, "\n");
+	}
+	latency_line(o, srv);
+	say(o, "Received: %" PRIu64 "\n", ns.packets_received);
+	say(o, "Sent: %" PRIu64 "\n", ns.packets_sent);
+	say(o, "Connections: %" PRIu64 "\n", ns.connections);
+	say(o, "Outstanding: %ld\n", atomic_load(&srv->st.stats.outstanding));
+	say(o, "Zxid: 0x%llx\n", (unsigned long long)atomic_load(&srv->st.last_applied));
+	say(o, "Mode: %s\n", mode());
+	say(o, "Node count: %ld\n", atomic_load(&srv->st.tree->node_count));
+}
+
+static long count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return -1;
+	long n = 0;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n - 3; /* ".", ".." and the DIR's own fd */
+}
+
+struct eph_count { long n; };
+
+static void count_ephemeral(void *arg, const struct znode *n)
+{
+	int64_t owner = tree_ver(n)->stat.ephemeral_owner;
+	if (owner != 0 && owner != ZK_CONTAINER_OWNER && (owner & ZK_TTL_MASK) != ZK_TTL_PREFIX)
+		((struct eph_count *)arg)->n++;
+}
+
+static void mntr(struct out *o, struct zkd_server *srv)
+{
+	struct net_stats ns;
+	net_get_stats(&ns);
+	struct zk_stats *s = &srv->st.stats;
+	long n = atomic_load(&s->lat_count);
+	struct rlimit rl = { 0 };
+	getrlimit(RLIMIT_NOFILE, &rl);
+	struct eph_count eph = { 0 };
+	tree_foreach(srv->st.tree, count_ephemeral, &eph);
+	say(o, "zk_version\t%s, built on %s\n", ZKD_VERSION, __DATE__);
+	say(o, "zk_server_state\t%s\n", mode());
+	say(o, "zk_avg_latency\t%.4f\n", n ? (double)atomic_load(&s->lat_total_us) / (double)n / 1000.0 : 0.0);
+	say(o, "zk_max_latency\t%ld\n", atomic_load(&s->lat_max_us) / 1000);
+	say(o, "zk_min_latency\t%ld\n", atomic_load(&s->lat_min_us) / 1000);
+	say(o, "zk_packets_received\t%" PRIu64 "\n", ns.packets_received);
+	say(o, "zk_packets_sent\t%" PRIu64 "\n", ns.packets_sent);
+	say(o, "zk_num_alive_connections\t%" PRIu64 "\n", ns.connections);
+	say(o, "zk_outstanding_requests\t%ld\n", atomic_load(&s->outstanding));
+	say(o, "zk_znode_count\t%ld\n", atomic_load(&srv->st.tree->node_count));
+	say(o, "zk_watch_count\t%ld\n", atomic_load(&s->watch_count));
+	say(o, "zk_ephemerals_count\t%ld\n", eph.n);
+	say(o, "zk_approximate_data_size\t%ld\n", atomic_load(&srv->st.tree->data_bytes));
+	say(o, "zk_open_file_descriptor_count\t%ld\n", count_fds());
+	say(o, "zk_max_file_descriptor_count\t%llu\n", (unsigned long long)rl.rlim_cur);
+	say(o, "zk_global_sessions\t%ld\n", atomic_load(&srv->st.sessions->count));
+	say(o, "zk_local_sessions\t0\n");
+	say(o, "zk_uptime\t%" PRId64 "\n", wall_ms() - srv->started_ms);
+	say(o, "zk_last_zxid\t0x%llx\n", (unsigned long long)atomic_load(&srv->st.last_applied));
+	say(o, "zk_read_requests\t%ld\n", atomic_load(&s->reads));
+	say(o, "zk_write_requests\t%ld\n", atomic_load(&s->writes));
+}
+
+static void envi(struct out *o, struct zkd_server *srv)
+{
+	char host[256] = "";
+	gethostname(host, sizeof host - 1);
+	char cwd[1024] = "";
+	if (!getcwd(cwd, sizeof cwd))
+		cwd[0] = '\0';
+	say(o, "Environment:\n");
+	say(o, "zookeeper.version=%s, built on %s\n", ZKD_VERSION, __DATE__);
+	say(o, "host.name=%s\n", host);
+	say(o, "os.name=Linux\n");
+	say(o, "user.dir=%s\n", cwd);
+	say(o, "zkd.pid=%ld\n", (long)getpid());
+	say(o, "zkd.config=%s\n", srv->cfg.path);
+}
+
+size_t fourlw_answer(struct zkd_server *srv, const char *cmd, char *buf, size_t cap)
+{
+	struct out o = { buf, 0, cap };
+	if (cap)
+		buf[0] = '\0';
+	if (!config_4lw_allowed(&srv->cfg, cmd)) {
+		say(&o, "%s is not executed because it is not in the whitelist.\n", cmd);
+		return o.len;
+	}
+	if (!strcmp(cmd, "ruok"))
+		say(&o, "imok");
+	else if (!strcmp(cmd, "srvr"))
+		srvr(&o, srv, false);
+	else if (!strcmp(cmd, "stat"))
+		srvr(&o, srv, true);
+	else if (!strcmp(cmd, "mntr"))
+		mntr(&o, srv);
+	else if (!strcmp(cmd, "conf"))
+		o.len += config_describe(&srv->cfg, o.buf, o.cap);
+	else if (!strcmp(cmd, "cons")) {
+		o.len += processors_describe_conns(o.buf, o.cap);
+		say(&o, "\n");
+	} else if (!strcmp(cmd, "envi"))
+		envi(&o, srv);
+	else if (!strcmp(cmd, "isro"))
+		say(&o, "rw");
+	else if (!strcmp(cmd, "srst")) {
+		processors_reset_stats(&srv->st);
+		say(&o, "Server stats reset.\n");
+	} else
+		say(&o, "%s is not supported by zkd yet.\n", cmd);
+	return o.len;
+}
+
+void fourlw_handle(void *ctx, struct net_conn *c, const char cmd4[4])
+{
+	struct zkd_server *srv = ctx;
+	char cmd[5];
+	memcpy(cmd, cmd4, 4);
+	cmd[4] = '\0';
+	size_t cap = 1 << 20;
+	char *buf = malloc(cap);
+	if (buf) {
+		size_t n = fourlw_answer(srv, cmd, buf, cap);
+		net_conn_send(c, buf, n);
+		free(buf);
+	}
+	log_info("client %s: four-letter word '%s'", net_conn_peer(c), cmd);
+	net_conn_close(c, "four-letter word answered");
+}

@@ -57,10 +57,7 @@ static int apply_create_session(struct final *f, struct zreq *r)
 
 static int apply_close_session(struct final *f, struct zreq *r)
 {
-	for (int i = 0; i < r->txn.n_close_paths; i++) {
-		const char *p = r->txn.close_paths[i];
-		tree_delete(f->st->tree, p, strlen(p), r->txn.zxid);
-	}
+	txn_apply(f->st->tree, &r->txn, NULL, NULL);   /* its ephemerals */
 	struct zsession *s = sessions_find(f->st->sessions, r->session_id);
 	if (s) {
 		net_addr conn = atomic_load(&s->conn);
@@ -74,78 +71,24 @@ static int apply_close_session(struct final *f, struct zreq *r)
 	return ZOK;
 }
 
-/* Applies one tree txn; *stat gets the changed node's client Stat. */
-static int apply_tree(struct final *f, const struct ztxn *t, struct zk_stat *stat)
-{
-	struct ztree *tree = f->st->tree;
-	switch (t->type) {
-	case ZOP_CREATE:
-	case ZOP_CREATECONTAINER: {
-		struct tree_create_args a = {
-			.path = t->path, .path_len = t->path_len,
-			.data = t->data, .data_len = t->data_len,
-			.acl = t->acl, .acl_len = t->acl_len,
-			.ephemeral_owner = t->ephemeral_owner,
-			.parent_cversion = t->parent_cversion,
-			.zxid = t->zxid, .time = t->time,
-		};
-		return tree_create(tree, &a, stat);
-	}
-	case ZOP_DELETE:
-		return tree_delete(tree, t->path, t->path_len, t->zxid);
-	case ZOP_SETDATA:
-		return tree_set_data(tree, t->path, t->path_len, t->data, t->data_len, t->version,
-				     t->zxid, t->time, stat);
-	case ZOP_SETACL:
-		return tree_set_acl(tree, t->path, t->path_len, t->acl, t->acl_len, t->version, stat);
-	case ZOP_ERROR:
-		return t->err;
-	default:
-		return ZOK;   /* check: nothing to change */
-	}
-}
-
-/* A multi applies all its ops or none. Prep already decided: if any op is an
- * error txn, nothing is applied and the ops before the failing one answer
- * OK-as-error (ZooKeeper's ErrorResult(0)). */
-static int apply_multi(struct final *f, struct zreq *r, struct zk_stat *stats)
-{
-	struct ztxn *t = &r->txn;
-	bool failed = false;
-	for (int i = 0; i < t->n_sub; i++)
-		failed |= t->sub[i].type == ZOP_ERROR;
-	for (int i = 0; i < t->n_sub; i++) {
-		struct ztxn *sub = &t->sub[i];
-		if (failed) {
-			if (sub->type != ZOP_ERROR) {
-				sub->type = ZOP_ERROR;
-				sub->err = ZOK;
-			}
-			continue;
-		}
-		int rc = apply_tree(f, sub, &stats[i]);
-		if (rc != ZOK)
-			log_error("session 0x%" PRIx64 ": zxid 0x%" PRIx64 " multi op %d (%s) did not apply: %s",
-				  (uint64_t)r->session_id, (uint64_t)t->zxid, i, zk_op_name(sub->op), zk_err_name(rc));
-	}
-	return ZOK;
-}
-
 /* Applies r's txn; *stat gets the changed node's client Stat. */
 static int apply(struct final *f, struct zreq *r, struct zk_stat *stat, struct zk_stat *multi_stats)
 {
 	struct ztxn *t = &r->txn;
 	switch (t->type) {
-	case ZOP_MULTI:
-		return apply_multi(f, r, multi_stats);
 	case ZOP_CREATESESSION:
 		return apply_create_session(f, r);
 	case ZOP_CLOSE:
 		return apply_close_session(f, r);
 	case 0:
 		return ZOK;   /* sync */
-	default:
-		return apply_tree(f, t, stat);
+	default: {
+		int rc = txn_apply(f->st->tree, t, stat, multi_stats);
+		if (rc != ZOK && t->type != ZOP_ERROR)
+			log_error("session 0x%" PRIx64 ": zxid 0x%" PRIx64 " %s did not apply: %s",
+				  (uint64_t)r->session_id, (uint64_t)t->zxid, zk_op_name(r->type), zk_err_name(rc));
+		return rc;
+	}
 	}
 }
 
@@ -257,9 +200,6 @@ static void final_handle(struct stage *s, struct zreq *r)
 	rcu_read_lock();
 	int rc = apply(f, r, &stat, multi_stats);
 	rcu_read_unlock();
-	if (rc != ZOK && r->txn.type != ZOP_ERROR)
-		log_error("session 0x%" PRIx64 ": zxid 0x%" PRIx64 " %s did not apply: %s",
-			  (uint64_t)r->session_id, (uint64_t)r->txn.zxid, zk_op_name(r->type), zk_err_name(rc));
 	if (r->txn.zxid)
 		atomic_store_explicit(&f->st->last_applied, r->txn.zxid, memory_order_release);
 	int64_t zxid = atomic_load_explicit(&f->st->last_applied, memory_order_relaxed);

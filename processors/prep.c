@@ -752,6 +752,8 @@ static void prep_handle(struct stage *s, struct zreq *r)
 	if (is_write(r->type)) {
 		r->txn.zxid = p->next_zxid++;
 		r->txn.time = wall_ms();
+		r->txn.session_id = r->session_id;
+		r->txn.cxid = r->xid;
 		rcu_read_lock();
 		int rc = prep_one(p, r);
 		rcu_read_unlock();
@@ -759,10 +761,12 @@ static void prep_handle(struct stage *s, struct zreq *r)
 			if (rc < ZAPIERROR || rc == ZMARSHALLINGERROR)
 				log_info("session 0x%" PRIx64 ": %s refused: %s", (uint64_t)r->session_id,
 					 zk_op_name(r->type), zk_err_name(rc));
-			int64_t zxid = r->txn.zxid, time = r->txn.time;
+			struct ztxn keep = r->txn;
 			ztxn_clear(&r->txn);
-			r->txn.zxid = zxid;
-			r->txn.time = time;
+			r->txn.zxid = keep.zxid;
+			r->txn.time = keep.time;
+			r->txn.session_id = keep.session_id;
+			r->txn.cxid = keep.cxid;
 			r->txn.type = ZOP_ERROR;
 			r->txn.err = rc;
 		}

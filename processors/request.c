@@ -32,19 +32,6 @@ struct zreq *zreq_new(int64_t session_id, int32_t xid, int32_t type, const uint8
 	return r;
 }
 
-void ztxn_clear(struct ztxn *t)
-{
-	free(t->path);
-	free(t->acl);
-	for (int i = 0; i < t->n_close_paths; i++)
-		free(t->close_paths[i]);
-	free(t->close_paths);
-	for (int i = 0; i < t->n_sub; i++)
-		ztxn_clear(&t->sub[i]);
-	free(t->sub);
-	memset(t, 0, sizeof *t);
-}
-
 void zreq_free(struct zreq *r)
 {
 	if (!r)

@@ -17,34 +17,9 @@
 
 #include "net/net.h"
 #include "net/records.h"
+#include "storage/txn.h"
 
 struct auth_ids;
-
-/* The txn Prep builds and Final applies; fields as ZooKeeper's txn records. */
-struct ztxn {
-	int32_t type;               /* ZOP_CREATE..., ZOP_ERROR, or 0 = no txn (sync) */
-	int64_t zxid;
-	int64_t time;               /* wall ms */
-	int32_t err;                /* ZOP_ERROR: the code */
-	char *path;                 /* owned; NUL-terminated */
-	size_t path_len;
-	const uint8_t *data;        /* view into the request body */
-	int32_t data_len;           /* -1 = null */
-	uint8_t *acl;               /* owned; jute vector<ACL> */
-	size_t acl_len;
-	int64_t ephemeral_owner;
-	int32_t parent_cversion;    /* create */
-	int32_t version;            /* setData / setACL: the new version */
-	int32_t timeout;            /* createSession */
-	char **close_paths;         /* closeSession: ephemerals to delete, owned */
-	int n_close_paths;
-	int32_t op;                 /* in a multi: the op as requested (create vs create2) */
-	struct ztxn *sub;           /* multi: one txn per op, owned */
-	int n_sub, cap_sub;
-};
-
-/* Frees what t owns and zeroes it. */
-void ztxn_clear(struct ztxn *t);
 
 struct zreq {
 	struct net_msg msg;         /* first: Final posts the zreq itself back */

@@ -1318,3 +1318,10 @@ void net_count_sent_packet(void)
 	else
 		atomic_fetch_add_explicit(&STATS_OTHER->packets_sent, 1, memory_order_relaxed);
 }
+
+struct net_conn *net_conn_lookup(net_addr a)
+{
+	if (!self || (int)(a >> 56) != self->index)
+		return NULL;
+	return conn_by_addr(self, a);
+}

@@ -87,6 +87,8 @@ int net_bound_port(void);
 void net_post(net_addr to, struct net_msg *m);
 
 /* Owner thread only: */
+/* The live connection at address a, if it belongs to the calling I/O thread. */
+struct net_conn *net_conn_lookup(net_addr a);
 net_addr net_conn_addr(const struct net_conn *c);
 int net_conn_io_index(const struct net_conn *c);
 void *net_conn_user(const struct net_conn *c);

@@ -19,6 +19,7 @@
 #include "net/log.h"
 #include "request.h"
 #include "session.h"
+#include "watch.h"
 
 struct final {
 	struct zk_state *st;
@@ -126,6 +127,70 @@ static void write_multi_response(struct jute_writer *w, const struct ztxn *t, co
 	rec_write_multi_header(w, &done);
 }
 
+/* ---- watch events (ZooKeeper's DataTree triggers) ------------------------------ */
+
+static void post_hits(const struct watch_hits *h, int type, const char *path, size_t len)
+{
+	for (int i = 0; i < h->n; i++)
+		notify_post(h->v[i], type, path, len);
+}
+
+static void fire(int kind, const char *path, size_t len, int type, const struct watch_hits *suppress,
+		 struct watch_hits *out)
+{
+	struct watch_hits h = { 0 };
+	watch_trigger(kind, path, len, type, &h, suppress);
+	post_hits(&h, type, path, len);
+	if (out)
+		*out = h;
+	else
+		hits_free(&h);
+}
+
+static void fire_parent(const char *path, size_t len)
+{
+	size_t plen, nlen;
+	const char *name;
+	if (tree_split(path, len, &plen, &name, &nlen))
+		fire(WATCH_CHILD, path, plen, ZEV_CHILDREN_CHANGED, NULL, NULL);
+}
+
+static void fire_deleted(const char *path, size_t len)
+{
+	struct watch_hits processed = { 0 };
+	fire(WATCH_DATA, path, len, ZEV_DELETED, NULL, &processed);
+	fire(WATCH_CHILD, path, len, ZEV_DELETED, &processed, NULL);
+	hits_free(&processed);
+	fire_parent(path, len);
+}
+
+static void fire_txn(const struct ztxn *t)
+{
+	switch (t->type) {
+	case ZOP_CREATE:
+	case ZOP_CREATECONTAINER:
+		fire(WATCH_DATA, t->path, t->path_len, ZEV_CREATED, NULL, NULL);
+		fire_parent(t->path, t->path_len);
+		break;
+	case ZOP_DELETE:
+		fire_deleted(t->path, t->path_len);
+		break;
+	case ZOP_SETDATA:
+		fire(WATCH_DATA, t->path, t->path_len, ZEV_DATA_CHANGED, NULL, NULL);
+		break;
+	case ZOP_CLOSE:
+		for (int i = 0; i < t->n_close_paths; i++)
+			fire_deleted(t->close_paths[i], strlen(t->close_paths[i]));
+		break;
+	case ZOP_MULTI:
+		for (int i = 0; i < t->n_sub; i++)
+			fire_txn(&t->sub[i]);   /* a failed multi's ops are all error txns */
+		break;
+	default:
+		break;
+	}
+}
+
 static void write_connect_response(struct jute_writer *w, const struct zreq *r)
 {
 	uint8_t pw[16];
@@ -197,9 +262,14 @@ static void final_handle(struct stage *s, struct zreq *r)
 		if (!multi_stats)
 			abort();
 	}
+	/* applying -> publish -> events -> last_applied: see watch.c */
+	if (r->txn.zxid)
+		atomic_store_explicit(&f->st->applying, r->txn.zxid, memory_order_release);
 	rcu_read_lock();
 	int rc = apply(f, r, &stat, multi_stats);
 	rcu_read_unlock();
+	if (rc == ZOK && watch_total() > 0)
+		fire_txn(&r->txn);
 	if (r->txn.zxid)
 		atomic_store_explicit(&f->st->last_applied, r->txn.zxid, memory_order_release);
 	int64_t zxid = atomic_load_explicit(&f->st->last_applied, memory_order_relaxed);
@@ -214,8 +284,15 @@ static void final_handle(struct stage *s, struct zreq *r)
 	net_post(r->msg.to, &r->msg);
 }
 
+static void final_batch_done(struct stage *s)
+{
+	(void)s;
+	notify_kick();
+}
+
 void final_init(struct stage *s, struct zk_state *st)
 {
 	final_state.st = st;
 	stage_init(s, "zkd-final", final_handle, NULL, &final_state);
+	s->batch_done = final_batch_done;
 }

@@ -19,6 +19,7 @@
 #include "request.h"
 #include "session.h"
 #include "stage.h"
+#include "watch.h"
 
 enum { ST_PREP, ST_PROPOSAL, ST_SYNC, ST_COMMIT, ST_FINAL, ST_COUNT };
 
@@ -33,6 +34,7 @@ static void pass_on(struct stage *s, struct zreq *r)
 
 int processors_start(struct zk_state *st)
 {
+	watches_init();
 	final_init(&stages[ST_FINAL], st);
 	stage_init(&stages[ST_COMMIT], "zkd-commit", pass_on, &stages[ST_FINAL], st);
 	stage_init(&stages[ST_SYNC], "zkd-sync", pass_on, &stages[ST_COMMIT], st);
@@ -66,6 +68,7 @@ void processors_cleanup(void)
 			zreq_free(caa_container_of(node, struct zreq, qnode));
 	}
 	prep_free();
+	watches_free();
 }
 
 void pipeline_submit(struct zreq *r)
@@ -88,4 +91,9 @@ bool processors_expire_session(struct zk_state *st, int64_t session_id)
 	atomic_fetch_add_explicit(&st->stats.outstanding, 1, memory_order_relaxed);
 	pipeline_submit(r);
 	return true;
+}
+
+long processors_watch_count(void)
+{
+	return watch_total();
 }

@@ -38,7 +38,6 @@ struct zk_stats {
 	atomic_long lat_min_us;
 	atomic_long lat_max_us;
 	atomic_long reads, writes;      /* I/O threads */
-	atomic_long watch_count;        /* reserved for watches */
 };
 
 struct zk_limits {
@@ -59,6 +58,10 @@ struct zk_state {
 	/* Last zxid Final applied. Final stores (release) after publishing the
 	 * tree change; readers load (acquire). */
 	atomic_llong last_applied;
+	/* The zxid Final is applying now (stored before it publishes anything
+	 * of that txn); readers compare it with last_applied to know whether
+	 * events of a change they may have seen are still on their way. */
+	atomic_llong applying;
 	/* Called by Final when a session is created (the tracker starts timing
 	 * it). Set by server/ before start. */
 	void (*on_session_created)(void *arg, int64_t session_id);
@@ -84,6 +87,8 @@ bool processors_expire_session(struct zk_state *st, int64_t session_id);
 /* Connections for the `cons` four-letter word: appends one line per open
  * client connection to out (NUL-terminated, truncated at cap). */
 size_t processors_describe_conns(char *out, size_t cap);
+/* Watches set now (data + child managers), for mntr and wchs. */
+long processors_watch_count(void);
 /* Resets the latency and packet counters (`srst`). */
 void processors_reset_stats(struct zk_state *st);
 

@@ -19,6 +19,7 @@
  */
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@
 #include "processors.h"
 #include "request.h"
 #include "session.h"
+#include "watch.h"
 
 enum client_state {
 	CL_NEW,             /* waiting for ConnectRequest */
@@ -58,6 +60,12 @@ struct client {
 	struct auth_ids ids;            /* ip + addauth identities */
 	char peer[64];
 	int64_t established_ms;
+	/* Watches this connection registered (the table is in watch.c); kept to
+	 * remove them when the connection closes. May hold stale entries (fired
+	 * one-shot watches), compacted when it doubles. */
+	struct wreg { int kind; uint32_t len; char *path; } *watches;
+	int n_watches, cap_watches, compact_at;
+	int64_t seen_zxid;              /* the newest change the current read looked at */
 	/* `cons` reads these without the owner's knowledge: relaxed atomics. */
 	atomic_long recved, sent, last_zxid, last_cxid, lat_min, lat_max, lat_total, lat_count;
 	atomic_int last_op;
@@ -271,14 +279,24 @@ static bool path_has_nul(struct jute_buf b)
 }
 
 /* Looks the node up and checks `perm` (0 = none needed). Inside rcu_read_lock. */
+static void saw(struct client *cl, int64_t zxid)
+{
+	if (zxid > cl->seen_zxid)
+		cl->seen_zxid = zxid;
+}
+
 static int find_node(struct client *cl, struct jute_buf path, int perm, const struct znode_ver **out)
 {
-	if (path.len <= 0)
+	struct znode *n = path.len > 0 ? tree_lookup(cl->st->tree, (const char *)path.data, (size_t)path.len) : NULL;
+	if (!n) {
+		/* the node may have just gone: whatever Final is applying counts */
+		saw(cl, atomic_load_explicit(&cl->st->applying, memory_order_acquire));
 		return ZNONODE;
-	struct znode *n = tree_lookup(cl->st->tree, (const char *)path.data, (size_t)path.len);
-	if (!n)
-		return ZNONODE;
+	}
 	const struct znode_ver *v = tree_ver(n);
+	saw(cl, v->stat.mzxid);
+	saw(cl, v->stat.pzxid);
+	saw(cl, v->stat.czxid);
 	if (perm && !acl_allows(v->acl->bytes, (size_t)v->acl->len, perm, &cl->ids))
 		return ZNOAUTH;
 	*out = v;
@@ -321,6 +339,65 @@ static void list_ephemeral(void *arg, const struct znode *n)
 }
 
 static int serve_read(struct client *cl, int32_t type, struct jute_reader *r, struct jute_writer *w);
+static int watch_op(struct client *cl, int32_t type, struct jute_reader *r);
+
+static bool wreg_live(struct client *cl, const struct wreg *e)
+{
+	return watch_contains(e->kind, e->path, e->len, net_conn_addr(cl->conn));
+}
+
+/* Drops fired one-shot watches and duplicates from the connection's list. */
+static void compact_watches(struct client *cl)
+{
+	int n = 0;
+	for (int i = 0; i < cl->n_watches; i++) {
+		struct wreg *e = &cl->watches[i];
+		bool keep = wreg_live(cl, e);
+		for (int j = 0; keep && j < n; j++)
+			keep = !(cl->watches[j].kind == e->kind && cl->watches[j].len == e->len &&
+				 memcmp(cl->watches[j].path, e->path, e->len) == 0);
+		if (keep)
+			cl->watches[n++] = *e;
+		else
+			free(e->path);
+	}
+	cl->n_watches = n;
+	cl->compact_at = n * 2 > 64 ? n * 2 : 64;
+}
+
+static void register_watch(struct client *cl, int kind, struct jute_buf path, int mode)
+{
+	if (path.len <= 0)
+		return;
+	if (cl->n_watches >= cl->compact_at)
+		compact_watches(cl);
+	if (cl->n_watches == cl->cap_watches) {
+		int cap = cl->cap_watches ? cl->cap_watches * 2 : 8;
+		struct wreg *v = realloc(cl->watches, (size_t)cap * sizeof *v);
+		if (!v)
+			return;
+		cl->watches = v;
+		cl->cap_watches = cap;
+	}
+	char *copy = malloc((size_t)path.len);
+	if (!copy)
+		return;
+	memcpy(copy, path.data, (size_t)path.len);
+	cl->watches[cl->n_watches++] = (struct wreg){ kind, (uint32_t)path.len, copy };
+	watch_add(kind, (const char *)path.data, (size_t)path.len, net_conn_addr(cl->conn), mode);
+}
+
+static void drop_watches(struct client *cl)
+{
+	net_addr me = net_conn_addr(cl->conn);
+	for (int i = 0; i < cl->n_watches; i++) {
+		watch_remove(cl->watches[i].kind, cl->watches[i].path, cl->watches[i].len, me);
+		free(cl->watches[i].path);
+	}
+	free(cl->watches);
+	cl->watches = NULL;
+	cl->n_watches = cl->cap_watches = 0;
+}
 
 /* multiRead: getData and getChildren ops, each answered or failed alone. */
 static int serve_multi_read(struct client *cl, struct jute_reader *r, struct jute_writer *w)
@@ -365,6 +442,10 @@ static int serve_read(struct client *cl, int32_t type, struct jute_reader *r, st
 			return ZMARSHALLINGERROR;
 		if (path_has_nul(req.path))
 			return ZBADARGUMENTS;
+		/* an exists watch is set whether or not the node is there; set it
+		 * before reading (watch.c: rule 4) */
+		if (req.watch)
+			register_watch(cl, WATCH_DATA, req.path, WM_STANDARD);
 		/* exists needs no permission (ZooKeeper 3.8) */
 		if ((rc = find_node(cl, req.path, 0, &v)) != ZOK)
 			return rc;
@@ -378,6 +459,13 @@ static int serve_read(struct client *cl, int32_t type, struct jute_reader *r, st
 			return ZMARSHALLINGERROR;
 		if ((rc = find_node(cl, req.path, ZPERM_READ, &v)) != ZOK)
 			return rc;
+		if (req.watch) {
+			/* only an existing, readable node gets the watch; read again
+			 * after registering so the pair is atomic against a change */
+			register_watch(cl, WATCH_DATA, req.path, WM_STANDARD);
+			if ((rc = find_node(cl, req.path, ZPERM_READ, &v)) != ZOK)
+				return rc;
+		}
 		jute_write_buffer(w, v->data->len >= 0 ? v->data->bytes : NULL, v->data->len);
 		tree_client_stat(v, &stat);
 		rec_write_stat(w, &stat);
@@ -390,6 +478,11 @@ static int serve_read(struct client *cl, int32_t type, struct jute_reader *r, st
 			return ZMARSHALLINGERROR;
 		if ((rc = find_node(cl, req.path, ZPERM_READ, &v)) != ZOK)
 			return rc;
+		if (req.watch) {
+			register_watch(cl, WATCH_CHILD, req.path, WM_STANDARD);
+			if ((rc = find_node(cl, req.path, ZPERM_READ, &v)) != ZOK)
+				return rc;
+		}
 		write_children(w, v);
 		if (type == ZOP_GETCHILDREN2) {
 			tree_client_stat(v, &stat);
@@ -435,33 +528,188 @@ static int serve_read(struct client *cl, int32_t type, struct jute_reader *r, st
 	}
 	case ZOP_MULTIREAD:
 		return serve_multi_read(cl, r, w);
+	case ZOP_ADDWATCH:
+	case ZOP_REMOVEWATCHES:
+	case ZOP_CHECKWATCHES:
+		return watch_op(cl, type, r);
 	default:
 		return ZUNIMPLEMENTED;
 	}
 }
 
+static void on_event_delivered(struct net_conn *c, int type, const char *path, size_t len)
+{
+	(void)type; (void)path; (void)len;
+	struct client *cl = net_conn_user(c);
+	if (cl)
+		atomic_fetch_add_explicit(&cl->sent, 1, memory_order_relaxed);
+}
+
+/* Rule 3: before a reply that shows state up to `seen` goes out, every
+ * event of those changes must be queued (Final queues them before it
+ * advances last_applied, so wait for that: a few hundred ns at most) and
+ * written ahead of the reply. The reply being built sits at [at, w->len) of
+ * the connection's output; it is moved behind the events if there are any. */
+static void events_before_reply(struct client *cl, struct jute_writer *w, size_t at)
+{
+	int io = net_conn_io_index(cl->conn);
+	for (int spins = 0; last_applied(cl) < cl->seen_zxid; spins++)
+		if (spins > 1000)
+			sched_yield();
+		else
+			caa_cpu_relax();
+	if (!notify_pending(io))
+		return;
+	size_t n = w->len - at;
+	uint8_t *reply = malloc(n);
+	if (!reply) {
+		notify_drain(io, on_event_delivered);   /* order lost; better than none */
+		return;
+	}
+	memcpy(reply, w->buf + at, n);
+	w->len = at;
+	notify_drain(io, on_event_delivered);
+	jute_write_raw(w, reply, n);
+	free(reply);
+}
+
 static void answer_read(struct client *cl, const struct rec_request_header *h, struct jute_reader *r, int64_t recv)
 {
 	struct jute_writer *w = net_conn_out(cl->conn);
+	size_t frame_at = w->len;
 	size_t mark = net_frame_begin(w);
 	size_t hdr_at = w->len;
 	struct rec_reply_header rh = { h->xid, 0, 0 };
 	rec_write_reply_header(w, &rh);
+	cl->seen_zxid = 0;
 	rcu_read_lock();
 	int rc = serve_read(cl, h->type, r, w);
 	rcu_read_unlock();
 	int64_t zxid = last_applied(cl);
 	if (rc != ZOK)
 		w->len = hdr_at + 16;     /* an error reply is the header alone */
-	rh.zxid = zxid;
+	rh.zxid = zxid > cl->seen_zxid ? zxid : cl->seen_zxid;
 	rh.err = rc;
 	size_t end = w->len;
 	w->len = hdr_at;
 	rec_write_reply_header(w, &rh);
 	w->len = end;
 	net_frame_end(w, mark);
+	events_before_reply(cl, w, frame_at);
 	atomic_fetch_add_explicit(&cl->st->stats.reads, 1, memory_order_relaxed);
 	count_reply(cl, h->type, recv, zxid, h->xid);
+}
+
+static void send_event(struct client *cl, int type, struct jute_buf path)
+{
+	struct jute_writer *w = net_conn_out(cl->conn);
+	size_t mark = net_frame_begin(w);
+	struct rec_reply_header rh = { ZXID_NOTIFICATION, -1, 0 };
+	rec_write_reply_header(w, &rh);
+	rec_write_watcher_event(w, type, ZSTATE_SYNC_CONNECTED, (const char *)path.data, path.len);
+	net_frame_end(w, mark);
+	net_count_sent_packet();
+	atomic_fetch_add_explicit(&cl->sent, 1, memory_order_relaxed);
+}
+
+/* Re-arms one list of a setWatches: as ZooKeeper's DataTree.setWatches, a
+ * change the client missed while away fires at once instead. The watch is
+ * registered before the node is looked at (rule 4) and withdrawn if it
+ * fires here. */
+static void rearm(struct client *cl, const struct rec_str_vec *v, int kind, bool exist, int64_t rel)
+{
+	size_t pos = 0;
+	struct jute_buf path;
+	net_addr me = net_conn_addr(cl->conn);
+	while (rec_str_next(v, &pos, &path)) {
+		if (path.len <= 0)
+			continue;
+		register_watch(cl, kind, path, WM_STANDARD);
+		rcu_read_lock();
+		struct znode *n = tree_lookup(cl->st->tree, (const char *)path.data, (size_t)path.len);
+		int event = 0;
+		if (exist) {
+			if (n)
+				event = ZEV_CREATED;
+		} else if (!n) {
+			event = ZEV_DELETED;
+		} else {
+			const struct znode_ver *ver = tree_ver(n);
+			int64_t z = kind == WATCH_DATA ? ver->stat.mzxid : ver->stat.pzxid;
+			if (z > rel)
+				event = kind == WATCH_DATA ? ZEV_DATA_CHANGED : ZEV_CHILDREN_CHANGED;
+		}
+		rcu_read_unlock();
+		if (event && watch_remove(kind, (const char *)path.data, (size_t)path.len, me))
+			send_event(cl, event, path);
+	}
+}
+
+static void rearm_persistent(struct client *cl, const struct rec_str_vec *v, int mode)
+{
+	size_t pos = 0;
+	struct jute_buf path;
+	while (rec_str_next(v, &pos, &path)) {
+		register_watch(cl, WATCH_DATA, path, mode);
+		if (mode != WM_RECURSIVE)
+			register_watch(cl, WATCH_CHILD, path, mode);
+	}
+}
+
+static int handle_set_watches(struct client *cl, struct jute_reader *r, int32_t xid, bool v2, int64_t recv)
+{
+	struct rec_set_watches sw;
+	if (rec_read_set_watches(r, v2, &sw) != 0) {
+		log_warn("session 0x%" PRIx64 ": malformed setWatches, closing", (uint64_t)cl->session_id);
+		return -1;
+	}
+	rearm(cl, &sw.data, WATCH_DATA, false, sw.relative_zxid);
+	rearm(cl, &sw.exist, WATCH_DATA, true, sw.relative_zxid);
+	rearm(cl, &sw.child, WATCH_CHILD, false, sw.relative_zxid);
+	if (v2) {
+		rearm_persistent(cl, &sw.persistent, WM_PERSISTENT);
+		rearm_persistent(cl, &sw.persistent_recursive, WM_RECURSIVE);
+	}
+	send_header_only(cl, xid, last_applied(cl), ZOK);
+	count_reply(cl, v2 ? ZOP_SETWATCHES2 : ZOP_SETWATCHES, recv, last_applied(cl), 0);
+	return 0;
+}
+
+/* addWatch, removeWatches, checkWatches: header-only answers. */
+static int watch_op(struct client *cl, int32_t type, struct jute_reader *r)
+{
+	struct rec_path_mode req;
+	if (rec_read_path_mode(r, &req) != 0)
+		return ZMARSHALLINGERROR;
+	if (req.path.len <= 0)
+		return ZBADARGUMENTS;
+	const char *p = (const char *)req.path.data;
+	size_t len = (size_t)req.path.len;
+	net_addr me = net_conn_addr(cl->conn);
+	if (type == ZOP_ADDWATCH) {
+		if (req.mode != 0 && req.mode != 1)
+			return ZBADARGUMENTS;
+		int mode = req.mode == 1 ? WM_RECURSIVE : WM_PERSISTENT;
+		register_watch(cl, WATCH_DATA, req.path, mode);
+		if (mode != WM_RECURSIVE)
+			register_watch(cl, WATCH_CHILD, req.path, mode);
+		return ZOK;
+	}
+	/* WatcherType: 1 children, 2 data, 3 any */
+	bool child = req.mode == 1 || req.mode == 3, data = req.mode == 2 || req.mode == 3;
+	if (!child && !data)
+		return ZBADARGUMENTS;
+	bool hit = false;
+	if (type == ZOP_CHECKWATCHES) {
+		hit = (child && watch_contains(WATCH_CHILD, p, len, me)) ||
+		      (data && watch_contains(WATCH_DATA, p, len, me));
+	} else {
+		if (child)
+			hit |= watch_remove(WATCH_CHILD, p, len, me);
+		if (data)
+			hit |= watch_remove(WATCH_DATA, p, len, me);
+	}
+	return hit ? ZOK : ZNOWATCHER;
 }
 
 /* addauth: digest identities are remembered; unknown schemes fail the
@@ -509,7 +757,8 @@ static bool is_known_op(int type)
 	switch (type) {
 	case ZOP_EXISTS: case ZOP_GETDATA: case ZOP_GETCHILDREN: case ZOP_GETCHILDREN2:
 	case ZOP_GETACL: case ZOP_GETALLCHILDRENNUMBER: case ZOP_GETEPHEMERALS: case ZOP_PING:
-	case ZOP_AUTH: case ZOP_MULTIREAD:
+	case ZOP_AUTH: case ZOP_MULTIREAD: case ZOP_ADDWATCH: case ZOP_REMOVEWATCHES:
+	case ZOP_CHECKWATCHES: case ZOP_SETWATCHES: case ZOP_SETWATCHES2:
 		return true;
 	default:
 		return goes_through_pipeline(type);
@@ -523,8 +772,6 @@ static bool is_later_op(int type)
 {
 	switch (type) {
 	case ZOP_RECONFIG: case ZOP_SASL: case ZOP_WHOAMI:
-	case ZOP_SETWATCHES: case ZOP_SETWATCHES2: case ZOP_ADDWATCH: case ZOP_REMOVEWATCHES:
-	case ZOP_CHECKWATCHES:
 		return true;
 	default:
 		return false;
@@ -567,6 +814,9 @@ static int process(struct client *cl, const uint8_t *p, size_t len, int64_t recv
 		return 0;
 	case ZOP_AUTH:
 		return handle_auth(cl, &r);
+	case ZOP_SETWATCHES:
+	case ZOP_SETWATCHES2:
+		return handle_set_watches(cl, &r, h.xid, h.type == ZOP_SETWATCHES2, recv);
 	default:
 		break;
 	}
@@ -640,6 +890,7 @@ static void on_open(void *ctx, struct net_conn *c)
 	}
 	cl->conn = c;
 	cl->st = ctx;
+	cl->compact_at = 64;
 	cl->established_ms = wall_ms();
 	snprintf(cl->peer, sizeof cl->peer, "%s", net_conn_peer(c));
 	/* every connection has its address as an "ip" identity */
@@ -700,6 +951,7 @@ static void on_close(void *ctx, struct net_conn *c)
 		cl->parked_head = k->next;
 		free(k);
 	}
+	drop_watches(cl);
 	if (cl->session_id)
 		log_info("session 0x%" PRIx64 ": connection from %s closed", (uint64_t)cl->session_id, cl->peer);
 	free(cl);
@@ -715,6 +967,10 @@ static void on_msg(void *ctx, struct net_conn *c, struct net_msg *m)
 		return;
 	}
 	if (r->reply) {
+		/* events Final queued before this reply go out first (rule 3) */
+		int io = net_conn_io_index(c);
+		if (notify_pending(io))
+			notify_drain(io, on_event_delivered);
 		net_conn_send(c, r->reply, r->reply_len);
 		cl->in_flight--;
 		count_reply(cl, r->type, r->recv_ns, r->txn.zxid ? r->txn.zxid : last_applied(cl), r->xid);
@@ -734,6 +990,14 @@ static void on_msg(void *ctx, struct net_conn *c, struct net_msg *m)
 		net_conn_close(c, "bad parked request");
 }
 
+/* Each loop turn: write the watch events Final queued for this thread. */
+static void on_idle(void *ctx, int io_index)
+{
+	(void)ctx;
+	if (notify_pending(io_index))
+		notify_drain(io_index, on_event_delivered);
+}
+
 void processors_net_callbacks(struct zk_state *st, struct net_callbacks *cb)
 {
 	memset(cb, 0, sizeof *cb);
@@ -742,6 +1006,7 @@ void processors_net_callbacks(struct zk_state *st, struct net_callbacks *cb)
 	cb->on_frame = on_frame;
 	cb->on_close = on_close;
 	cb->on_msg = on_msg;
+	cb->on_idle = on_idle;
 }
 
 /* ---- `cons` and `srst` ---------------------------------------------------------------- */

@@ -113,7 +113,7 @@ static void mntr(struct out *o, struct zkd_server *srv)
 	say(o, "zk_num_alive_connections\t%" PRIu64 "\n", ns.connections);
 	say(o, "zk_outstanding_requests\t%ld\n", atomic_load(&s->outstanding));
 	say(o, "zk_znode_count\t%ld\n", atomic_load(&srv->st.tree->node_count));
-	say(o, "zk_watch_count\t%ld\n", atomic_load(&s->watch_count));
+	say(o, "zk_watch_count\t%ld\n", processors_watch_count());
 	say(o, "zk_ephemerals_count\t%ld\n", eph.n);
 	say(o, "zk_approximate_data_size\t%ld\n", atomic_load(&srv->st.tree->data_bytes));
 	say(o, "zk_open_file_descriptor_count\t%ld\n", count_fds());

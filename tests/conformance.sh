@@ -26,11 +26,7 @@ maxClientCnxns=0
 admin.enableServer=false
 CFG
 
-# Waiting for issue 5 (watches):
-deselect=(
-  --ignore "$suite/test_watches.py"
-  --deselect test_session.py::test_silent_session_expires_and_loses_ephemerals
-)
+deselect=()
 
 ZK_ADDR=127.0.0.1:$port \
 ZK_START="exec $(readlink -f "$ZKD") $work/zoo.cfg 2>>$work/zkd.log" \

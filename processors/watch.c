@@ -1,0 +1,413 @@
+/*
+ * watch.c - watch managers and event delivery (see watch.h).
+ *
+ * Ordering (DESIGN.md rules 3 and 4), with Final doing, for each txn:
+ *   publish the tree change -> trigger watches, queue events -> last_applied = zxid
+ * and an I/O thread doing, for a watch=true read:
+ *   register the watch (stripe lock) -> read the node
+ * Rule 4: if the registration came after Final's trigger took the watchers
+ * of that path, the stripe lock orders the read after the publish, so the
+ * read shows the new state; otherwise the trigger saw the watch and the
+ * event comes. Rule 3: a reader that sees a version newer than last_applied
+ * waits (briefly: Final is between publish and last_applied) and then drains
+ * its event queue before it writes the reply (readpath.c does this).
+ *
+ * Events travel in a wfcqueue per I/O thread: Final is the producer (any
+ * thread could be), the I/O thread the one consumer; Final rings a thread
+ * with an empty net_post (a kick) once per batch, not once per event.
+ */
+#include "watch.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <urcu/wfcqueue.h>
+
+#include "net/log.h"
+#include "net/records.h"
+#include "request.h"
+#include "storage/tree.h"
+
+#define STRIPES 64
+
+struct watcher {
+	net_addr who;
+	int mode;
+};
+
+struct wpath {
+	struct wpath *next;
+	struct watcher *v;
+	int n, cap;
+	size_t len;
+	char path[];
+};
+
+struct stripe {
+	pthread_mutex_t lock;       /* guards this stripe's chains */
+	struct wpath **buckets;
+	size_t n_buckets, n_paths;
+};
+
+struct manager {
+	struct stripe stripes[STRIPES];
+	atomic_long count;          /* watches in this manager */
+	atomic_long recursive;      /* of which recursive: triggers then walk the ancestors */
+};
+
+static struct manager managers[2];
+
+void watches_init(void)
+{
+	for (int k = 0; k < 2; k++) {
+		for (int i = 0; i < STRIPES; i++) {
+			struct stripe *s = &managers[k].stripes[i];
+			pthread_mutex_init(&s->lock, NULL);
+			s->n_buckets = 64;
+			s->buckets = calloc(s->n_buckets, sizeof *s->buckets);
+			if (!s->buckets)
+				abort();
+			s->n_paths = 0;
+		}
+		atomic_store(&managers[k].count, 0);
+		atomic_store(&managers[k].recursive, 0);
+	}
+}
+
+void watches_free(void)
+{
+	for (int k = 0; k < 2; k++)
+		for (int i = 0; i < STRIPES; i++) {
+			struct stripe *s = &managers[k].stripes[i];
+			for (size_t b = 0; b < s->n_buckets; b++)
+				while (s->buckets[b]) {
+					struct wpath *w = s->buckets[b];
+					s->buckets[b] = w->next;
+					free(w->v);
+					free(w);
+				}
+			free(s->buckets);
+			s->buckets = NULL;
+			pthread_mutex_destroy(&s->lock);
+		}
+}
+
+long watch_total(void)
+{
+	return atomic_load_explicit(&managers[0].count, memory_order_relaxed) +
+	       atomic_load_explicit(&managers[1].count, memory_order_relaxed);
+}
+
+static struct stripe *stripe_of(int kind, uint64_t h)
+{
+	return &managers[kind].stripes[h % STRIPES];
+}
+
+/* Inside the stripe lock. */
+static struct wpath **find_slot(struct stripe *s, uint64_t h, const char *path, size_t len)
+{
+	struct wpath **pp = &s->buckets[(h / STRIPES) % s->n_buckets];
+	while (*pp && !((*pp)->len == len && memcmp((*pp)->path, path, len) == 0))
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static void grow(struct stripe *s)
+{
+	size_t nb = s->n_buckets * 2;
+	struct wpath **b = calloc(nb, sizeof *b);
+	if (!b)
+		return;   /* keep the longer chains */
+	for (size_t i = 0; i < s->n_buckets; i++)
+		while (s->buckets[i]) {
+			struct wpath *w = s->buckets[i];
+			s->buckets[i] = w->next;
+			size_t at = (tree_hash(w->path, w->len) / STRIPES) % nb;
+			w->next = b[at];
+			b[at] = w;
+		}
+	free(s->buckets);
+	s->buckets = b;
+	s->n_buckets = nb;
+}
+
+static void unlink_if_empty(struct stripe *s, struct wpath **pp)
+{
+	struct wpath *w = *pp;
+	if (w->n)
+		return;
+	*pp = w->next;
+	free(w->v);
+	free(w);
+	s->n_paths--;
+}
+
+void watch_add(int kind, const char *path, size_t len, net_addr who, int mode)
+{
+	uint64_t h = tree_hash(path, len);
+	struct stripe *s = stripe_of(kind, h);
+	struct manager *m = &managers[kind];
+	pthread_mutex_lock(&s->lock);
+	struct wpath **pp = find_slot(s, h, path, len);
+	if (!*pp) {
+		if (s->n_paths >= s->n_buckets * 2) {
+			grow(s);
+			pp = find_slot(s, h, path, len);
+		}
+		struct wpath *w = calloc(1, sizeof *w + len + 1);
+		if (!w)
+			goto out;
+		w->len = len;
+		memcpy(w->path, path, len);
+		*pp = w;
+		s->n_paths++;
+	}
+	struct wpath *w = *pp;
+	for (int i = 0; i < w->n; i++)
+		if (w->v[i].who == who) {
+			/* one watch per watcher and path; a persistent mode wins */
+			if (mode != WM_STANDARD && w->v[i].mode != mode) {
+				if (w->v[i].mode == WM_RECURSIVE)
+					atomic_fetch_sub(&m->recursive, 1);
+				if (mode == WM_RECURSIVE)
+					atomic_fetch_add(&m->recursive, 1);
+				w->v[i].mode = mode;
+			}
+			goto out;
+		}
+	if (w->n == w->cap) {
+		int cap = w->cap ? w->cap * 2 : 2;
+		struct watcher *v = realloc(w->v, (size_t)cap * sizeof *v);
+		if (!v)
+			goto out;
+		w->v = v;
+		w->cap = cap;
+	}
+	w->v[w->n].who = who;
+	w->v[w->n].mode = mode;
+	w->n++;
+	atomic_fetch_add(&m->count, 1);
+	if (mode == WM_RECURSIVE)
+		atomic_fetch_add(&m->recursive, 1);
+out:
+	pthread_mutex_unlock(&s->lock);
+}
+
+bool watch_remove(int kind, const char *path, size_t len, net_addr who)
+{
+	uint64_t h = tree_hash(path, len);
+	struct stripe *s = stripe_of(kind, h);
+	struct manager *m = &managers[kind];
+	bool found = false;
+	pthread_mutex_lock(&s->lock);
+	struct wpath **pp = find_slot(s, h, path, len);
+	if (*pp) {
+		struct wpath *w = *pp;
+		for (int i = 0; i < w->n; i++)
+			if (w->v[i].who == who) {
+				if (w->v[i].mode == WM_RECURSIVE)
+					atomic_fetch_sub(&m->recursive, 1);
+				w->v[i] = w->v[--w->n];
+				atomic_fetch_sub(&m->count, 1);
+				found = true;
+				break;
+			}
+		unlink_if_empty(s, pp);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return found;
+}
+
+bool watch_contains(int kind, const char *path, size_t len, net_addr who)
+{
+	uint64_t h = tree_hash(path, len);
+	struct stripe *s = stripe_of(kind, h);
+	bool found = false;
+	pthread_mutex_lock(&s->lock);
+	struct wpath **pp = find_slot(s, h, path, len);
+	if (*pp)
+		for (int i = 0; i < (*pp)->n && !found; i++)
+			found = (*pp)->v[i].who == who;
+	pthread_mutex_unlock(&s->lock);
+	return found;
+}
+
+bool hits_contains(const struct watch_hits *h, net_addr a)
+{
+	for (int i = 0; h && i < h->n; i++)
+		if (h->v[i] == a)
+			return true;
+	return false;
+}
+
+static void hits_add(struct watch_hits *h, net_addr a)
+{
+	if (hits_contains(h, a))
+		return;
+	if (h->n == h->cap) {
+		int cap = h->cap ? h->cap * 2 : 8;
+		net_addr *v = realloc(h->v, (size_t)cap * sizeof *v);
+		if (!v)
+			return;
+		h->v = v;
+		h->cap = cap;
+	}
+	h->v[h->n++] = a;
+}
+
+void hits_free(struct watch_hits *h)
+{
+	free(h->v);
+	h->v = NULL;
+	h->n = h->cap = 0;
+}
+
+/* The watchers registered exactly at `at`; at_parent: `at` is an ancestor
+ * of the event's path, where only recursive watches count. */
+static void trigger_at(int kind, const char *at, size_t len, int type, bool at_parent, struct watch_hits *hits)
+{
+	uint64_t h = tree_hash(at, len);
+	struct stripe *s = stripe_of(kind, h);
+	struct manager *m = &managers[kind];
+	pthread_mutex_lock(&s->lock);
+	struct wpath **pp = find_slot(s, h, at, len);
+	if (*pp) {
+		struct wpath *w = *pp;
+		for (int i = 0; i < w->n;) {
+			struct watcher *x = &w->v[i];
+			if (x->mode == WM_RECURSIVE) {
+				if (type != ZEV_CHILDREN_CHANGED)
+					hits_add(hits, x->who);
+			} else if (!at_parent) {
+				hits_add(hits, x->who);
+				if (x->mode == WM_STANDARD) {
+					w->v[i] = w->v[--w->n];
+					atomic_fetch_sub(&m->count, 1);
+					continue;
+				}
+			}
+			i++;
+		}
+		unlink_if_empty(s, pp);
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+void watch_trigger(int kind, const char *path, size_t len, int type, struct watch_hits *hits,
+		   const struct watch_hits *suppress)
+{
+	struct manager *m = &managers[kind];
+	if (atomic_load_explicit(&m->count, memory_order_relaxed) == 0)
+		return;
+	struct watch_hits found = { 0 };
+	trigger_at(kind, path, len, type, false, &found);
+	if (atomic_load_explicit(&m->recursive, memory_order_relaxed) > 0) {
+		/* every ancestor, root included */
+		size_t l = len;
+		while (l > 1) {
+			while (l > 0 && path[l - 1] != '/')
+				l--;
+			size_t plen = l > 1 ? l - 1 : 1;
+			trigger_at(kind, path, plen, type, true, &found);
+			l = plen;
+		}
+	}
+	for (int i = 0; i < found.n; i++)
+		if (!hits_contains(suppress, found.v[i]))
+			hits_add(hits, found.v[i]);
+	hits_free(&found);
+}
+
+/* ---- delivery ------------------------------------------------------------------ */
+
+#define MAX_IO 256
+
+struct event {
+	struct cds_wfcq_node node;
+	net_addr to;
+	int32_t type;
+	uint32_t len;
+	char path[];
+};
+
+struct evq {
+	struct cds_wfcq_head head;      /* producer: Final */
+	struct cds_wfcq_tail tail;      /* consumer: the I/O thread of that index */
+	bool kick;                      /* Final only: queued since the last notify_kick */
+};
+
+static struct evq queues[MAX_IO];
+static pthread_once_t queues_once = PTHREAD_ONCE_INIT;
+
+static void queues_init(void)
+{
+	for (int i = 0; i < MAX_IO; i++)
+		cds_wfcq_init(&queues[i].head, &queues[i].tail);
+}
+
+void notify_post(net_addr to, int type, const char *path, size_t len)
+{
+	pthread_once(&queues_once, queues_init);
+	struct event *e = malloc(sizeof *e + len);
+	if (!e)
+		return;
+	cds_wfcq_node_init(&e->node);
+	e->to = to;
+	e->type = type;
+	e->len = (uint32_t)len;
+	memcpy(e->path, path, len);
+	struct evq *q = &queues[(to >> 56) % MAX_IO];
+	cds_wfcq_enqueue(&q->head, &q->tail, &e->node);
+	q->kick = true;
+}
+
+void notify_kick(void)
+{
+	for (int i = 0; i < MAX_IO && i < net_n_threads(); i++) {
+		if (!queues[i].kick)
+			continue;
+		queues[i].kick = false;
+		/* an empty request addressed to no connection: on_msg frees it,
+		 * and the I/O thread drains its events in the same loop turn */
+		struct zreq *k = zreq_new(0, 0, ZOP_NOTIFICATION, NULL, 0);
+		if (k)
+			net_post((net_addr)i << 56, &k->msg);
+	}
+}
+
+bool notify_pending(int io_index)
+{
+	pthread_once(&queues_once, queues_init);
+	struct evq *q = &queues[io_index % MAX_IO];
+	return !cds_wfcq_empty(&q->head, &q->tail);
+}
+
+void notify_drain(int io_index, void (*on_event)(struct net_conn *c, int type, const char *path, size_t len))
+{
+	pthread_once(&queues_once, queues_init);
+	struct evq *q = &queues[io_index % MAX_IO];
+	struct cds_wfcq_head h;
+	struct cds_wfcq_tail t;
+	cds_wfcq_init(&h, &t);
+	if (cds_wfcq_splice_blocking(&h, &t, &q->head, &q->tail) == CDS_WFCQ_RET_SRC_EMPTY)
+		return;
+	struct cds_wfcq_node *node, *tmp;
+	__cds_wfcq_for_each_blocking_safe(&h, &t, node, tmp) {
+		struct event *e = caa_container_of(node, struct event, node);
+		struct net_conn *c = net_conn_lookup(e->to);
+		if (c && !net_conn_closing(c)) {
+			struct jute_writer *w = net_conn_out(c);
+			size_t mark = net_frame_begin(w);
+			struct rec_reply_header rh = { ZXID_NOTIFICATION, -1, 0 };
+			rec_write_reply_header(w, &rh);
+			rec_write_watcher_event(w, e->type, ZSTATE_SYNC_CONNECTED, e->path, (int32_t)e->len);
+			net_frame_end(w, mark);
+			net_count_sent_packet();
+			if (on_event)
+				on_event(c, e->type, e->path, e->len);
+		}
+		free(e);
+	}
+}

@@ -2,8 +2,9 @@
 #
 #   make run     install what is missing, build, start a standalone server (conf/zoo.cfg)
 #   make test    install, build, run unit + integration tests
-#   make asan    the same tests with AddressSanitizer + UBSan
-#   make tsan    the same tests with ThreadSanitizer
+#   make asan    the same tests with AddressSanitizer + UBSan (+ conformance)
+#   make tsan    integration + conformance against a ThreadSanitizer zkd
+#   make conformance  ../shared/conformance against a fresh zkd
 #   make bench   a short benchmark (see bench/README.md)
 #
 # Variant builds live in their own directories (build/, build-asan/, build-tsan/)
@@ -80,12 +81,14 @@ test: deps
 	$(MAKE) unit integration
 
 asan: deps
-	$(MAKE) BUILD=build-asan SAN=address,undefined unit integration
+	$(MAKE) BUILD=build-asan SAN=address,undefined unit integration conformance
 
+# Criterion cannot start under ThreadSanitizer (its arena allocator), so the
+# TSan run is the server's: integration and conformance against a TSan zkd.
 tsan: deps
-	$(MAKE) BUILD=build-tsan SAN=thread unit integration
+	$(MAKE) BUILD=build-tsan SAN=thread integration conformance
 
-conformance: deps all
+conformance: deps $(BUILD)/zkd
 	bash tests/conformance.sh $(BUILD)/zkd
 
 clean:

@@ -76,23 +76,7 @@
 
 #include <urcu.h>
 
-#if defined(__SANITIZE_THREAD__)
-#define NET_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define NET_TSAN 1
-#endif
-#endif
-#ifdef NET_TSAN
-/* The wfcqueue lives in an uninstrumented library, so ThreadSanitizer cannot
- * see that enqueue happens-before splice; tell it. */
-#include <sanitizer/tsan_interface.h>
-#define TSAN_RELEASE(p) __tsan_release(p)
-#define TSAN_ACQUIRE(p) __tsan_acquire(p)
-#else
-#define TSAN_RELEASE(p) ((void)(p))
-#define TSAN_ACQUIRE(p) ((void)(p))
-#endif
+#include "tsan.h"
 
 #define MAX_THREADS     255             /* the thread index has 8 bits in a net_addr */
 #define MAX_FD          (1 << 24)       /* the fd has 24 bits in a net_addr */

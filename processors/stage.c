@@ -14,6 +14,7 @@
 #include <urcu.h>
 
 #include "net/log.h"
+#include "net/tsan.h"
 #include "request.h"
 
 /* About 2 µs of polling before a stage sleeps: long enough to catch the next
@@ -33,9 +34,9 @@ static void futex_wake(atomic_int *word)
 
 static void ring(struct stage *s)
 {
-	/* Pairs with the fence in wait_for_work: either the consumer sees our
+	/* Pairs with the barrier in wait_for_work: either the consumer sees our
 	 * enqueue, or we see its sleeping flag. */
-	atomic_thread_fence(memory_order_seq_cst);
+	cmm_smp_mb();
 	if (atomic_load_explicit(&s->sleeping, memory_order_relaxed) &&
 	    atomic_exchange(&s->sleeping, 0))
 		futex_wake(&s->sleeping);
@@ -44,6 +45,7 @@ static void ring(struct stage *s)
 void stage_push(struct stage *s, struct zreq *r)
 {
 	cds_wfcq_node_init(&r->qnode);
+	TSAN_RELEASE(s);
 	cds_wfcq_enqueue(&s->head, &s->tail, &r->qnode);
 	ring(s);
 }
@@ -58,6 +60,7 @@ static void flush_forward(struct stage *s)
 {
 	if (!s->next || cds_wfcq_empty(&s->out_head, &s->out_tail))
 		return;
+	TSAN_RELEASE(s->next);
 	cds_wfcq_splice_blocking(&s->next->head, &s->next->tail, &s->out_head, &s->out_tail);
 	ring(s->next);
 }
@@ -70,7 +73,7 @@ static void wait_for_work(struct stage *s)
 		caa_cpu_relax();
 	}
 	atomic_store(&s->sleeping, 1);
-	atomic_thread_fence(memory_order_seq_cst);
+	cmm_smp_mb();
 	if (cds_wfcq_empty(&s->head, &s->tail) && !atomic_load(&s->stop))
 		futex_wait(&s->sleeping, 1);
 	atomic_store(&s->sleeping, 0);
@@ -89,6 +92,7 @@ static void *stage_main(void *arg)
 			wait_for_work(s);
 			continue;
 		}
+		TSAN_ACQUIRE(s);
 		struct cds_wfcq_node *node, *tmp;
 		__cds_wfcq_for_each_blocking_safe(&bh, &bt, node, tmp) {
 			struct zreq *r = caa_container_of(node, struct zreq, qnode);

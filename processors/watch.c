@@ -26,6 +26,7 @@
 #include <urcu/wfcqueue.h>
 
 #include "net/log.h"
+#include "net/tsan.h"
 #include "net/records.h"
 #include "request.h"
 #include "storage/tree.h"
@@ -359,6 +360,7 @@ void notify_post(net_addr to, int type, const char *path, size_t len)
 	e->len = (uint32_t)len;
 	memcpy(e->path, path, len);
 	struct evq *q = &queues[(to >> 56) % MAX_IO];
+	TSAN_RELEASE(q);
 	cds_wfcq_enqueue(&q->head, &q->tail, &e->node);
 	q->kick = true;
 }
@@ -393,6 +395,7 @@ void notify_drain(int io_index, void (*on_event)(struct net_conn *c, int type, c
 	cds_wfcq_init(&h, &t);
 	if (cds_wfcq_splice_blocking(&h, &t, &q->head, &q->tail) == CDS_WFCQ_RET_SRC_EMPTY)
 		return;
+	TSAN_ACQUIRE(q);
 	struct cds_wfcq_node *node, *tmp;
 	__cds_wfcq_for_each_blocking_safe(&h, &t, node, tmp) {
 		struct event *e = caa_container_of(node, struct event, node);

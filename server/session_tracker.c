@@ -28,6 +28,7 @@
 #include <urcu/wfcqueue.h>
 
 #include "net/log.h"
+#include "net/tsan.h"
 #include "processors/session.h"
 
 struct bucket {
@@ -101,6 +102,7 @@ static void take_new_sessions(struct tracker *t, int64_t now)
 	cds_wfcq_init(&h, &tl);
 	if (cds_wfcq_splice_blocking(&h, &tl, &t->head, &t->tail) == CDS_WFCQ_RET_SRC_EMPTY)
 		return;
+	TSAN_ACQUIRE(t);
 	struct cds_wfcq_node *node, *tmp;
 	__cds_wfcq_for_each_blocking_safe(&h, &tl, node, tmp) {
 		struct new_session *ns = caa_container_of(node, struct new_session, node);
@@ -163,6 +165,7 @@ void tracker_add(void *arg, int64_t session_id)
 		return;
 	cds_wfcq_node_init(&ns->node);
 	ns->id = session_id;
+	TSAN_RELEASE(&tracker);
 	cds_wfcq_enqueue(&tracker.head, &tracker.tail, &ns->node);
 }
 
@@ -189,6 +192,7 @@ void tracker_stop(void)
 		return;
 	atomic_store(&t->stop, true);
 	pthread_join(t->thread, NULL);
+	TSAN_ACQUIRE(t);
 	struct cds_wfcq_node *node;
 	while ((node = cds_wfcq_dequeue_blocking(&t->head, &t->tail)))
 		free(caa_container_of(node, struct new_session, node));

@@ -66,12 +66,19 @@ struct client {
 	struct wreg { int kind; uint32_t len; char *path; } *watches;
 	int n_watches, cap_watches, compact_at;
 	int64_t seen_zxid;              /* the newest change the current read looked at */
+	bool throttled;                 /* paused by globalOutstandingLimit */
+	struct client *throttle_next;
 	/* `cons` reads these without the owner's knowledge: relaxed atomics. */
 	atomic_long recved, sent, last_zxid, last_cxid, lat_min, lat_max, lat_total, lat_count;
 	atomic_int last_op;
 };
 
 #define PARK_PAUSE_LIMIT 1024       /* stop reading a connection with this many parked */
+#define MAX_IO 256
+
+/* Connections paused because the pipeline holds more than
+ * globalOutstandingLimit requests, per I/O thread (each list its thread's). */
+static struct client *throttled[MAX_IO];
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct client *registry;
@@ -187,10 +194,54 @@ static struct zreq *new_zreq(struct client *cl, int32_t xid, int32_t type, const
 	return r;
 }
 
+/* ZooKeeper stops reading from clients while more than
+ * globalOutstandingLimit requests are in flight; so do we, per connection
+ * that adds to the backlog, until on_idle sees it drained. */
+static void throttle_if_needed(struct client *cl, long outstanding)
+{
+	int limit = cl->st->limits.global_outstanding_limit;
+	if (limit <= 0 || outstanding <= limit || cl->throttled)
+		return;
+	int io = net_conn_io_index(cl->conn) % MAX_IO;
+	cl->throttled = true;
+	cl->throttle_next = throttled[io];
+	throttled[io] = cl;
+	net_conn_pause(cl->conn, true);
+}
+
+static void unthrottle_all(int io_index, struct zk_state *st)
+{
+	int io = io_index % MAX_IO;
+	int limit = st->limits.global_outstanding_limit;
+	if (!throttled[io] || atomic_load_explicit(&st->stats.outstanding, memory_order_relaxed) > limit)
+		return;
+	for (struct client *cl = throttled[io], *next; cl; cl = next) {
+		next = cl->throttle_next;
+		cl->throttled = false;
+		cl->throttle_next = NULL;
+		if (cl->n_parked < PARK_PAUSE_LIMIT)
+			net_conn_pause(cl->conn, false);
+	}
+	throttled[io] = NULL;
+}
+
+static void unthrottle_one(struct client *cl)
+{
+	if (!cl->throttled)
+		return;
+	struct client **pp = &throttled[net_conn_io_index(cl->conn) % MAX_IO];
+	while (*pp && *pp != cl)
+		pp = &(*pp)->throttle_next;
+	if (*pp)
+		*pp = cl->throttle_next;
+	cl->throttled = false;
+}
+
 static void submit(struct client *cl, struct zreq *r)
 {
 	cl->in_flight++;
-	atomic_fetch_add_explicit(&cl->st->stats.outstanding, 1, memory_order_relaxed);
+	long n = atomic_fetch_add_explicit(&cl->st->stats.outstanding, 1, memory_order_relaxed) + 1;
+	throttle_if_needed(cl, n);
 	pipeline_submit(r);
 }
 
@@ -874,7 +925,7 @@ static int drain_parked(struct client *cl)
 		if (rc != 0)
 			return -1;
 	}
-	if (n && cl->n_parked < PARK_PAUSE_LIMIT)
+	if (n && cl->n_parked < PARK_PAUSE_LIMIT && !cl->throttled)
 		net_conn_pause(cl->conn, false);
 	return 0;
 }
@@ -952,6 +1003,7 @@ static void on_close(void *ctx, struct net_conn *c)
 		free(k);
 	}
 	drop_watches(cl);
+	unthrottle_one(cl);
 	if (cl->session_id)
 		log_info("session 0x%" PRIx64 ": connection from %s closed", (uint64_t)cl->session_id, cl->peer);
 	free(cl);
@@ -993,7 +1045,7 @@ static void on_msg(void *ctx, struct net_conn *c, struct net_msg *m)
 /* Each loop turn: write the watch events Final queued for this thread. */
 static void on_idle(void *ctx, int io_index)
 {
-	(void)ctx;
+	unthrottle_all(io_index, ctx);
 	if (notify_pending(io_index))
 		notify_drain(io_index, on_event_delivered);
 }

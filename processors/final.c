@@ -169,6 +169,7 @@ static void fire_txn(const struct ztxn *t)
 	switch (t->type) {
 	case ZOP_CREATE:
 	case ZOP_CREATECONTAINER:
+	case ZOP_CREATETTL:
 		fire(WATCH_DATA, t->path, t->path_len, ZEV_CREATED, NULL, NULL);
 		fire_parent(t->path, t->path_len);
 		break;

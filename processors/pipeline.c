@@ -97,3 +97,12 @@ long processors_watch_count(void)
 {
 	return watch_total();
 }
+
+void processors_delete_container(struct zk_state *st, const char *path, size_t len)
+{
+	struct zreq *r = zreq_new(0, 0, ZOP_DELETECONTAINER, (const uint8_t *)path, len);
+	if (!r)
+		return;
+	atomic_fetch_add_explicit(&st->stats.outstanding, 1, memory_order_relaxed);
+	pipeline_submit(r);
+}

@@ -298,10 +298,12 @@ static int prep_create(struct prep *p, struct jute_reader *rd, int32_t op, int64
 	bool sequential = mode == ZCM_PERSISTENT_SEQUENTIAL || mode == ZCM_EPHEMERAL_SEQUENTIAL ||
 			  mode == ZCM_PERSISTENT_SEQUENTIAL_WITH_TTL;
 	bool ephemeral = mode == ZCM_EPHEMERAL || mode == ZCM_EPHEMERAL_SEQUENTIAL;
-	if (is_ttl || op == ZOP_CREATETTL) {
-		/* TTL nodes need extendedTypesEnabled and the TTL sweeper: issue 5. */
+	/* EphemeralType.validateTTL: a TTL mode needs 0 < ttl <= 2^40-1, any
+	 * other mode no TTL at all */
+	if (is_ttl && !p->st->limits.extended_types)
 		return ZUNIMPLEMENTED;
-	}
+	if (is_ttl ? req.ttl <= 0 || req.ttl > ZK_TTL_MAX : ttl && req.ttl >= 0)
+		return ZBADARGUMENTS;
 	if (mode == ZCM_CONTAINER && op != ZOP_CREATECONTAINER)
 		return ZBADARGUMENTS;
 
@@ -350,7 +352,7 @@ static int prep_create(struct prep *p, struct jute_reader *rd, int32_t op, int64
 		return rc;
 	}
 
-	t->type = op == ZOP_CREATECONTAINER ? ZOP_CREATECONTAINER : ZOP_CREATE;
+	t->type = op == ZOP_CREATECONTAINER ? ZOP_CREATECONTAINER : is_ttl ? ZOP_CREATETTL : ZOP_CREATE;
 	t->path = path;
 	t->path_len = len;
 	t->data = req.data.data;
@@ -358,7 +360,8 @@ static int prep_create(struct prep *p, struct jute_reader *rd, int32_t op, int64
 	t->acl = acl;
 	t->acl_len = acl_len;
 	t->parent_cversion = parent.stat.cversion + 1;
-	t->ephemeral_owner = mode == ZCM_CONTAINER ? ZK_CONTAINER_OWNER : ephemeral ? session : 0;
+	t->ephemeral_owner = mode == ZCM_CONTAINER ? ZK_CONTAINER_OWNER :
+			     is_ttl ? (ZK_TTL_PREFIX | req.ttl) : ephemeral ? session : 0;
 
 	struct view pv = parent;
 	pv.num_children++;
@@ -425,6 +428,36 @@ static int prep_delete(struct prep *p, struct jute_reader *rd, const struct auth
 	t->type = ZOP_DELETE;
 	txn_set_path(t, (const char *)req.path.data, (size_t)req.path.len);
 	t->ephemeral_owner = node.stat.ephemeral_owner;   /* for the ephemeral index */
+	record_delete(p, t->zxid, pk, pklen, &parent, t->path, t->path_len);
+	return ZOK;
+}
+
+/* deleteContainer (from the container checker): the body is the bare path.
+ * Refused if the node gained children meanwhile or is an ordinary ephemeral. */
+static int prep_delete_container(struct prep *p, const uint8_t *body, size_t len, struct ztxn *t)
+{
+	struct jute_buf path = { body, (int32_t)len };
+	size_t plen;
+	if (len == 0 || parent_of(path, &plen) != ZOK || path_special((const char *)body, len))
+		return ZBADARGUMENTS;
+	const char *pk;
+	size_t pklen;
+	parent_key((const char *)body, plen, &pk, &pklen);
+	struct view node, parent;
+	int rc = get_record(p, (const char *)body, len, &node);
+	if (rc != ZOK)
+		return rc;
+	if (node.num_children > 0)
+		return ZNOTEMPTY;
+	int64_t owner = node.stat.ephemeral_owner;
+	if (owner != ZK_CONTAINER_OWNER && (owner & ZK_TTL_MASK) != ZK_TTL_PREFIX)
+		return ZBADVERSION;
+	rc = get_record(p, pk, pklen, &parent);
+	if (rc != ZOK)
+		return rc;
+	t->type = ZOP_DELETE;
+	txn_set_path(t, (const char *)body, len);
+	t->ephemeral_owner = owner;
 	record_delete(p, t->zxid, pk, pklen, &parent, t->path, t->path_len);
 	return ZOK;
 }
@@ -550,7 +583,7 @@ static bool is_write(int type)
 	switch (type) {
 	case ZOP_CREATE: case ZOP_CREATE2: case ZOP_CREATECONTAINER: case ZOP_CREATETTL:
 	case ZOP_DELETE: case ZOP_SETDATA: case ZOP_SETACL: case ZOP_CHECK: case ZOP_MULTI:
-	case ZOP_CREATESESSION: case ZOP_CLOSE:
+	case ZOP_CREATESESSION: case ZOP_CLOSE: case ZOP_DELETECONTAINER:
 		return true;
 	default:
 		return false;
@@ -560,7 +593,7 @@ static bool is_write(int type)
 /* A request's session may no longer write once it is closing or gone. */
 static int check_session(struct prep *p, const struct zreq *r)
 {
-	if (r->type == ZOP_CREATESESSION || r->type == ZOP_CLOSE)
+	if (r->type == ZOP_CREATESESSION || r->type == ZOP_CLOSE || r->type == ZOP_DELETECONTAINER)
 		return ZOK;
 	struct zsession *s = sessions_find(p->st->sessions, r->session_id);
 	if (!s || atomic_load(&s->closing))
@@ -734,6 +767,8 @@ static int prep_one(struct prep *p, struct zreq *r)
 		return prep_close(p, r);
 	case ZOP_MULTI:
 		return prep_multi(p, r);
+	case ZOP_DELETECONTAINER:
+		return prep_delete_container(p, r->body, r->body_len, &r->txn);
 	default: {
 		struct jute_reader rd;
 		jute_reader_init(&rd, r->body, r->body_len, p->st->limits.max_buffer);

@@ -47,6 +47,8 @@ struct zk_limits {
 	uint32_t max_buffer;            /* jute.maxbuffer */
 	int global_outstanding_limit;
 	int64_t myid;                   /* top byte of session ids */
+	bool extended_types;            /* extendedTypesEnabled: TTL nodes allowed */
+	char super_digest[256];         /* superDigest, "" = none */
 };
 
 /* The server's state shared by the stages and the read path. */
@@ -83,6 +85,13 @@ void processors_net_callbacks(struct zk_state *st, struct net_callbacks *cb);
 /* Any thread: asks the pipeline to close a session (expiry). Returns false
  * if the session is gone or already closing. */
 bool processors_expire_session(struct zk_state *st, int64_t session_id);
+
+/* Any thread: asks the pipeline to delete a container or expired TTL node
+ * (ZooKeeper's deleteContainer request: refused if it has children by now). */
+void processors_delete_container(struct zk_state *st, const char *path, size_t len);
+
+/* Watches for wchs / wchc / wchp: appends ZooKeeper's text to out. */
+size_t processors_describe_watches(char *out, size_t cap, char mode);
 
 /* Connections for the `cons` four-letter word: appends one line per open
  * client connection to out (NUL-terminated, truncated at cap). */

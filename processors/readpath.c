@@ -50,6 +50,7 @@ struct parked {
 struct client {
 	struct client *prev, *next;     /* registry for `cons` (registry_lock) */
 	struct net_conn *conn;
+	net_addr addr;                  /* immutable: registry readers may use it */
 	struct zk_state *st;
 	enum client_state state;
 	int64_t session_id;
@@ -583,6 +584,18 @@ static int serve_read(struct client *cl, int32_t type, struct jute_reader *r, st
 	case ZOP_REMOVEWATCHES:
 	case ZOP_CHECKWATCHES:
 		return watch_op(cl, type, r);
+	case ZOP_WHOAMI:
+		/* ClientInfo per identity: the scheme and the provider's user name */
+		jute_write_int(w, cl->ids.n);
+		for (int i = 0; i < cl->ids.n; i++) {
+			const struct auth_id *id = &cl->ids.v[i];
+			const char *colon = strchr(id->id, ':');
+			size_t ulen = strcmp(id->scheme, "digest") == 0 && colon ? (size_t)(colon - id->id)
+										 : strlen(id->id);
+			jute_write_string(w, id->scheme);
+			jute_write_buffer(w, id->id, (int32_t)ulen);
+		}
+		return ZOK;
 	default:
 		return ZUNIMPLEMENTED;
 	}
@@ -778,6 +791,14 @@ static int handle_auth(struct client *cl, struct jute_reader *r)
 			strcpy(id->scheme, "digest");
 			cl->ids.n++;
 			ok = true;
+			/* DigestAuthenticationProvider: the superDigest holder is also "super" */
+			const char *super = cl->st->limits.super_digest;
+			if (super[0] && strcmp(super, id->id) == 0 &&
+			    cl->ids.n < (int)(sizeof cl->ids.v / sizeof cl->ids.v[0])) {
+				strcpy(cl->ids.v[cl->ids.n].scheme, "super");
+				cl->ids.v[cl->ids.n].id[0] = '\0';
+				cl->ids.n++;
+			}
 		}
 	}
 	send_header_only(cl, ZXID_AUTH, 0, ok ? ZOK : ZAUTHFAILED);
@@ -809,20 +830,19 @@ static bool is_known_op(int type)
 	case ZOP_EXISTS: case ZOP_GETDATA: case ZOP_GETCHILDREN: case ZOP_GETCHILDREN2:
 	case ZOP_GETACL: case ZOP_GETALLCHILDRENNUMBER: case ZOP_GETEPHEMERALS: case ZOP_PING:
 	case ZOP_AUTH: case ZOP_MULTIREAD: case ZOP_ADDWATCH: case ZOP_REMOVEWATCHES:
-	case ZOP_CHECKWATCHES: case ZOP_SETWATCHES: case ZOP_SETWATCHES2:
+	case ZOP_CHECKWATCHES: case ZOP_SETWATCHES: case ZOP_SETWATCHES2: case ZOP_WHOAMI:
 		return true;
 	default:
 		return goes_through_pipeline(type);
 	}
 }
 
-/* Features of later issues (watches, reconfig, SASL, whoAmI): ZooKeeper
- * opcodes we know but do not serve yet, answered Unimplemented without
- * dropping the session. */
+/* SASL: an opcode we know but do not serve (zkd has no SASL provider),
+ * answered Unimplemented without dropping the session. */
 static bool is_later_op(int type)
 {
 	switch (type) {
-	case ZOP_RECONFIG: case ZOP_SASL: case ZOP_WHOAMI:
+	case ZOP_SASL:
 		return true;
 	default:
 		return false;
@@ -873,6 +893,11 @@ static int process(struct client *cl, const uint8_t *p, size_t len, int64_t recv
 	}
 	if (is_known_op(h.type)) {
 		answer_read(cl, &h, &r, recv);
+		return 0;
+	}
+	if (h.type == ZOP_RECONFIG) {
+		/* reconfigEnabled is false, as ZooKeeper's default; standalone anyway */
+		send_header_only(cl, h.xid, last_applied(cl), ZRECONFIGDISABLED);
 		return 0;
 	}
 	send_header_only(cl, h.xid, last_applied(cl), ZUNIMPLEMENTED);
@@ -940,6 +965,7 @@ static void on_open(void *ctx, struct net_conn *c)
 		return;
 	}
 	cl->conn = c;
+	cl->addr = net_conn_addr(c);
 	cl->st = ctx;
 	cl->compact_at = 64;
 	cl->established_ms = wall_ms();
@@ -1093,4 +1119,103 @@ void processors_reset_stats(struct zk_state *st)
 	atomic_store(&st->stats.lat_total_us, 0);
 	atomic_store(&st->stats.lat_min_us, 0);
 	atomic_store(&st->stats.lat_max_us, 0);
+}
+
+/* ---- wchs / wchc / wchp ------------------------------------------------------------ */
+
+struct wpair { char *path; int64_t sid; };
+struct wlist { struct wpair *v; size_t n, cap; };
+
+/* Inside registry_lock. */
+static int64_t session_of(net_addr a)
+{
+	for (struct client *cl = registry; cl; cl = cl->next)
+		if (cl->addr == a)
+			return cl->session_id;
+	return 0;
+}
+
+static void collect(void *arg, int kind, const char *path, size_t len, net_addr who)
+{
+	(void)kind;
+	struct wlist *l = arg;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct wpair *v = realloc(l->v, cap * sizeof *v);
+		if (!v)
+			return;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n].path = strndup(path, len);
+	l->v[l->n].sid = (int64_t)who;   /* the address for now; mapped below */
+	if (l->v[l->n].path)
+		l->n++;
+}
+
+static int by_sid(const void *a, const void *b)
+{
+	const struct wpair *x = a, *y = b;
+	if (x->sid != y->sid)
+		return x->sid < y->sid ? -1 : 1;
+	return strcmp(x->path, y->path);
+}
+
+static int by_path(const void *a, const void *b)
+{
+	const struct wpair *x = a, *y = b;
+	int c = strcmp(x->path, y->path);
+	return c ? c : (x->sid < y->sid ? -1 : x->sid > y->sid);
+}
+
+size_t processors_describe_watches(char *out, size_t cap, char mode)
+{
+	struct wlist l = { 0 };
+	watch_foreach(collect, &l);
+	pthread_mutex_lock(&registry_lock);
+	for (size_t i = 0; i < l.n; i++)
+		l.v[i].sid = session_of((net_addr)l.v[i].sid);
+	pthread_mutex_unlock(&registry_lock);
+	qsort(l.v, l.n, sizeof *l.v, mode == 'p' ? by_path : by_sid);
+	/* a watch on one path in both managers is one line */
+	size_t n = 0;
+	for (size_t i = 0; i < l.n; i++) {
+		if (n && l.v[n - 1].sid == l.v[i].sid && strcmp(l.v[n - 1].path, l.v[i].path) == 0) {
+			free(l.v[i].path);
+			continue;
+		}
+		l.v[n++] = l.v[i];
+	}
+	size_t len = 0;
+	int w = 0;
+#define PUT(...) do { if (len < cap) { w = snprintf(out + len, cap - len, __VA_ARGS__); \
+			 if (w > 0) len += (size_t)w < cap - len ? (size_t)w : cap - len - 1; } } while (0)
+	if (mode == 's') {
+		size_t sessions = 0, paths = 0;
+		for (size_t i = 0; i < n; i++)
+			sessions += i == 0 || l.v[i].sid != l.v[i - 1].sid;
+		qsort(l.v, n, sizeof *l.v, by_path);
+		for (size_t i = 0; i < n; i++)
+			paths += i == 0 || strcmp(l.v[i].path, l.v[i - 1].path) != 0;
+		PUT("%zu connections watching %zu paths\nTotal watches:%ld\n", sessions, paths, watch_total());
+	} else {
+		for (size_t i = 0; i < n; i++) {
+			bool head = mode == 'c' ? (i == 0 || l.v[i].sid != l.v[i - 1].sid)
+						: (i == 0 || strcmp(l.v[i].path, l.v[i - 1].path) != 0);
+			if (mode == 'c') {
+				if (head)
+					PUT("0x%" PRIx64 "\n", (uint64_t)l.v[i].sid);
+				PUT("\t%s\n", l.v[i].path);
+			} else {
+				if (head)
+					PUT("%s\n", l.v[i].path);
+				PUT("\t0x%" PRIx64 "\n", (uint64_t)l.v[i].sid);
+			}
+		}
+	}
+#undef PUT
+	for (size_t i = 0; i < n; i++)
+		free(l.v[i].path);
+	free(l.v);
+	return len;
 }

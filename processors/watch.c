@@ -101,6 +101,20 @@ long watch_total(void)
 	       atomic_load_explicit(&managers[1].count, memory_order_relaxed);
 }
 
+void watch_foreach(void (*fn)(void *arg, int kind, const char *path, size_t len, net_addr who), void *arg)
+{
+	for (int k = 0; k < 2; k++)
+		for (int i = 0; i < STRIPES; i++) {
+			struct stripe *s = &managers[k].stripes[i];
+			pthread_mutex_lock(&s->lock);
+			for (size_t b = 0; b < s->n_buckets; b++)
+				for (struct wpath *w = s->buckets[b]; w; w = w->next)
+					for (int j = 0; j < w->n; j++)
+						fn(arg, k, w->path, w->len, w->v[j].who);
+			pthread_mutex_unlock(&s->lock);
+		}
+}
+
 static struct stripe *stripe_of(int kind, uint64_t h)
 {
 	return &managers[kind].stripes[h % STRIPES];

@@ -37,6 +37,8 @@ void watch_add(int kind, const char *path, size_t len, net_addr who, int mode);
 bool watch_remove(int kind, const char *path, size_t len, net_addr who);
 bool watch_contains(int kind, const char *path, size_t len, net_addr who);
 long watch_total(void);
+/* Calls fn for every watch, one stripe lock held at a time (for wchc/wchp). */
+void watch_foreach(void (*fn)(void *arg, int kind, const char *path, size_t len, net_addr who), void *arg);
 
 /* The watchers an event reaches, as a small set. */
 struct watch_hits {

@@ -98,6 +98,8 @@ void config_defaults(struct zkd_config *cfg)
 	cfg->admin_enable_server = true;
 	cfg->admin_server_port = 8080;
 	copy_str(cfg->admin_server_address, sizeof cfg->admin_server_address, "0.0.0.0");
+	cfg->container_check_interval_ms = 60000;
+	cfg->container_max_per_minute = 10000;
 }
 
 /* ------------------------------------------------------------------ */
@@ -382,6 +384,11 @@ static const struct key_spec key_specs[] = {
 	SYS_INT_KEY("admin.serverPort", admin_server_port, 0, 65535),
 	SYS_STR_KEY("admin.serverAddress", admin_server_address),
 	SYS_BOOL_KEY("extendedTypesEnabled", extended_types_enabled),
+	/* ContainerManager: how often containers and TTL nodes are swept */
+	SYS_INT_KEY("znode.container.checkIntervalMs", container_check_interval_ms, 1, INT_MAX),
+	SYS_INT_KEY("znode.container.maxPerMinute", container_max_per_minute, 1, INT_MAX),
+	/* user:base64(sha1(user:password)) whose holder passes every ACL */
+	SYS_STR_KEY("DigestAuthenticationProvider.superDigest", super_digest),
 };
 
 /* Keys ZooKeeper 3.8 knows that zkd accepts without acting on them (yet).

@@ -60,6 +60,9 @@ struct zkd_config {
 	int admin_server_port;      /* default 8080 */
 	char admin_server_address[256]; /* default 0.0.0.0 */
 	bool extended_types_enabled; /* default false */
+	int container_check_interval_ms; /* znode.container.checkIntervalMs; default 60000 */
+	int container_max_per_minute;    /* znode.container.maxPerMinute; default 10000 */
+	char super_digest[256];     /* zookeeper.DigestAuthenticationProvider.superDigest; "" = none */
 	bool local_session_enabled;
 	int64_t myid;               /* from dataDir/myid when servers are listed; 0 otherwise */
 	int n_servers;

@@ -166,6 +166,8 @@ size_t fourlw_answer(struct zkd_server *srv, const char *cmd, char *buf, size_t 
 		say(&o, "\n");
 	} else if (!strcmp(cmd, "envi"))
 		envi(&o, srv);
+	else if (!strcmp(cmd, "wchs") || !strcmp(cmd, "wchc") || !strcmp(cmd, "wchp"))
+		o.len += processors_describe_watches(o.buf + o.len, o.cap - o.len, cmd[3]);
 	else if (!strcmp(cmd, "isro"))
 		say(&o, "rw");
 	else if (!strcmp(cmd, "srst")) {

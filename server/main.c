@@ -27,6 +27,7 @@
 #include "net/log.h"
 #include "processors/session.h"
 #include "server.h"
+#include "reaper.h"
 #include "session_tracker.h"
 
 static struct zkd_server server;
@@ -112,6 +113,8 @@ static void limits_from_config(const struct zkd_config *cfg, struct zk_limits *l
 	l->global_outstanding_limit = cfg->global_outstanding_limit;
 	/* ZooKeeper's standalone server makes session ids as server 1 */
 	l->myid = cfg->n_servers > 1 ? cfg->myid : 1;
+	l->extended_types = cfg->extended_types_enabled;
+	snprintf(l->super_digest, sizeof l->super_digest, "%s", cfg->super_digest);
 }
 
 static void on_4lw(void *ctx, struct net_conn *c, const char cmd[4])
@@ -142,7 +145,8 @@ static int start(struct zkd_server *srv)
 	rcu_read_unlock();
 	atomic_store(&st->last_applied, 0);
 	st->on_session_created = tracker_add;
-	if (processors_start(st) != 0 || tracker_start(st) != 0)
+	if (processors_start(st) != 0 || tracker_start(st) != 0 ||
+	    reaper_start(st, cfg->container_check_interval_ms, cfg->container_max_per_minute) != 0)
 		return -1;
 
 	struct net_callbacks cb;
@@ -169,6 +173,7 @@ static int start(struct zkd_server *srv)
 
 static void stop(struct zkd_server *srv)
 {
+	reaper_stop();
 	tracker_stop();
 	processors_stop();
 	net_stop();

@@ -36,6 +36,7 @@
 #define ZK_CONTAINER_OWNER ((int64_t)0x8000000000000000ULL)
 #define ZK_TTL_MASK        ((int64_t)0xff00000000000000ULL)
 #define ZK_TTL_PREFIX      ((int64_t)0xff00000000000000ULL)
+#define ZK_TTL_MAX         ((int64_t)0x000000ffffffffffULL)   /* EphemeralType.TTL.maxValue() */
 
 struct zblob {                  /* immutable bytes shared by versions */
 	atomic_int ref;

@@ -28,7 +28,8 @@ static int apply_one(struct ztree *tree, const struct ztxn *t, struct zk_stat *s
 {
 	switch (t->type) {
 	case ZOP_CREATE:
-	case ZOP_CREATECONTAINER: {
+	case ZOP_CREATECONTAINER:
+	case ZOP_CREATETTL: {
 		struct tree_create_args a = {
 			.path = t->path, .path_len = t->path_len,
 			.data = t->data, .data_len = t->data_len,

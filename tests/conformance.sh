@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs ../shared/conformance (the black-box ZooKeeper 3.8 suite) against a
-# zkd it starts on a free loopback port with a fresh dataDir.
+# zkd it starts on a free loopback port with a fresh dataDir, configured as
+# the suite's reference ZooKeeper (zk38-standalone.sh) is.
 #
 #   tests/conformance.sh build/zkd [extra pytest args]
 #
@@ -24,6 +25,8 @@ clientPortAddress=127.0.0.1
 maxClientCnxns=0
 4lw.commands.whitelist=*
 admin.enableServer=false
+extendedTypesEnabled=true
+znode.container.checkIntervalMs=1000
 CFG
 
 deselect=()

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "net/log.h"
+#include "quota.h"
 
 /* ---- blobs ------------------------------------------------------------- */
 
@@ -369,6 +370,20 @@ int tree_set_data(struct ztree *t, const char *path, size_t len, const uint8_t *
 	return ZOK;
 }
 
+int tree_replace_data(struct ztree *t, const char *path, size_t len, const uint8_t *data, int32_t data_len)
+{
+	struct znode *n = tree_lookup(t, path, len);
+	if (!n)
+		return ZNONODE;
+	struct znode_ver *v = ver_clone(n->ver);
+	long before = v->data && v->data->len > 0 ? v->data->len : 0;
+	blob_put(v->data);
+	v->data = blob_new(data, data_len);
+	node_publish(n, v);
+	atomic_fetch_add(&t->data_bytes, (long)(data_len > 0 ? data_len : 0) - before);
+	return ZOK;
+}
+
 int tree_set_acl(struct ztree *t, const char *path, size_t len, const uint8_t *acl,
 		 size_t acl_len, int32_t aversion, struct zk_stat *out)
 {
@@ -410,5 +425,6 @@ void tree_free(struct ztree *t)
 	rcu_read_unlock();
 	rcu_barrier();
 	cds_lfht_destroy(t->ht, NULL);
+	quota_set_free(t->quotas);
 	free(t);
 }

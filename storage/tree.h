@@ -67,10 +67,13 @@ struct znode {
 	char path[];                /* NUL-terminated */
 };
 
+struct quota_set;
+
 struct ztree {
 	struct cds_lfht *ht;
 	atomic_long node_count;     /* writer updates, anyone reads */
 	atomic_long data_bytes;     /* approximate: paths + data */
+	struct quota_set *quotas;   /* writer only: paths with a quota (quota.c) */
 };
 
 struct ztree *tree_new(void);
@@ -109,6 +112,9 @@ int tree_delete(struct ztree *t, const char *path, size_t len, int64_t zxid);
 /* (writer) Sets data and version; ZOK or ZNONODE. */
 int tree_set_data(struct ztree *t, const char *path, size_t len, const uint8_t *data,
 		  int32_t data_len, int32_t version, int64_t zxid, int64_t time, struct zk_stat *out);
+/* (writer) Replaces the data but not the Stat (ZooKeeper updates quota stat
+ * nodes this way: no new mzxid or version); ZOK or ZNONODE. */
+int tree_replace_data(struct ztree *t, const char *path, size_t len, const uint8_t *data, int32_t data_len);
 /* (writer) Sets the ACL and aversion; ZOK or ZNONODE. */
 int tree_set_acl(struct ztree *t, const char *path, size_t len, const uint8_t *acl,
 		 size_t acl_len, int32_t aversion, struct zk_stat *out);

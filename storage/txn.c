@@ -8,6 +8,7 @@
 
 #include "net/log.h"
 #include "net/records.h"
+#include "quota.h"
 
 void ztxn_clear(struct ztxn *t)
 {
@@ -38,18 +39,31 @@ static int apply_one(struct ztree *tree, const struct ztxn *t, struct zk_stat *s
 			.parent_cversion = t->parent_cversion,
 			.zxid = t->zxid, .time = t->time,
 		};
-		return tree_create(tree, &a, stat);
+		int rc = tree_create(tree, &a, stat);
+		if (rc == ZOK)
+			quota_after_create(tree, t->path, t->path_len, t->data_len);
+		return rc;
 	}
 	case ZOP_DELETE:
+		quota_before_delete(tree, t->path, t->path_len);
 		return tree_delete(tree, t->path, t->path_len, t->zxid);
-	case ZOP_SETDATA:
-		return tree_set_data(tree, t->path, t->path_len, t->data, t->data_len, t->version,
-				     t->zxid, t->time, stat);
+	case ZOP_SETDATA: {
+		struct znode *n = tree_lookup(tree, t->path, t->path_len);
+		int32_t old_len = n ? tree_ver(n)->data->len : 0;
+		int rc = tree_set_data(tree, t->path, t->path_len, t->data, t->data_len, t->version,
+				       t->zxid, t->time, stat);
+		if (rc == ZOK)
+			quota_after_set_data(tree, t->path, t->path_len, old_len, t->data_len);
+		return rc;
+	}
 	case ZOP_SETACL:
 		return tree_set_acl(tree, t->path, t->path_len, t->acl, t->acl_len, t->version, stat);
 	case ZOP_CLOSE:
-		for (int i = 0; i < t->n_close_paths; i++)
-			tree_delete(tree, t->close_paths[i], strlen(t->close_paths[i]), t->zxid);
+		for (int i = 0; i < t->n_close_paths; i++) {
+			size_t len = strlen(t->close_paths[i]);
+			quota_before_delete(tree, t->close_paths[i], len);
+			tree_delete(tree, t->close_paths[i], len, t->zxid);
+		}
 		return ZOK;
 	case ZOP_ERROR:
 		return t->err;

@@ -91,6 +91,23 @@ SESSIONS = [
         "deleteall /zk_test",
         "quit",
     ],
+    [   # quotas: the server keeps zookeeper_stats in step with the subtree
+        "create /zk_quota",
+        "create /zk_quota/a hello",
+        "setquota -n 10 /zk_quota",
+        "listquota /zk_quota",
+        "create /zk_quota/b 12345",
+        "create /zk_quota/a/c x",
+        "set /zk_quota/a hi",
+        "listquota /zk_quota",
+        "delete /zk_quota/b",
+        "listquota /zk_quota",
+        "delquota /zk_quota",
+        "listquota /zk_quota",
+        "deleteall /zk_quota",
+        "ls /zookeeper/quota",
+        "quit",
+    ],
 ]
 
 

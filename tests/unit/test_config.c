@@ -816,3 +816,22 @@ Test(config, sample_tls_file_reads_without_warnings)
 	cr_assert_str_eq(log, "");
 	cr_assert_eq(cfg.secure_client_port, 2281);
 }
+
+Test(config, container_checker_and_super_digest_keys)
+{
+	assert_loads("dataDir=$D\nclientPort=2181\n");
+	cr_assert_eq(cfg.container_check_interval_ms, 60000, "ZooKeeper's default check interval");
+	cr_assert_eq(cfg.container_max_per_minute, 10000);
+	cr_assert_str_eq(cfg.super_digest, "");
+	assert_loads("dataDir=$D\nclientPort=2181\nznode.container.checkIntervalMs=1000\n"
+		     "znode.container.maxPerMinute=60\n"
+		     "zookeeper.DigestAuthenticationProvider.superDigest=super:D/InIHSb7yEEbrWz8b9l71RjZJU=\n");
+	cr_assert_eq(cfg.container_check_interval_ms, 1000);
+	cr_assert_eq(cfg.container_max_per_minute, 60);
+	cr_assert_str_eq(cfg.super_digest, "super:D/InIHSb7yEEbrWz8b9l71RjZJU=");
+}
+
+Test(config, container_interval_must_be_positive)
+{
+	cr_assert_eq(load("dataDir=$D\nclientPort=2181\nznode.container.checkIntervalMs=0\n"), -1);
+}

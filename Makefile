@@ -25,7 +25,7 @@ endif
 # Debian packages the build and the tests need (installed by `make deps` when missing).
 DEB_BUILD = build-essential liburcu-dev libssl-dev libcriterion-dev pkg-config
 DEB_TEST  = zookeeper zookeeper-bin default-jre-headless python3 python3-kazoo \
-            python3-pytest libzookeeper-mt-dev netcat-openbsd
+            python3-pytest libzookeeper-mt-dev netcat-openbsd libcurator-recipes-java default-jdk-headless
 DEB_ALL   = $(DEB_BUILD) $(DEB_TEST)
 
 LIB_SRC  := $(sort $(wildcard net/*.c storage/*.c processors/*.c election/*.c server/*.c))
@@ -95,3 +95,19 @@ clean:
 	rm -rf build build-asan build-tsan bin
 
 -include $(LIB_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BUILD)/server/main.d
+
+# ---- bench (bench/README.md): zkbench, the probes, and `make bench` = a short compare run.
+BENCH_ZKBENCH_OBJ := $(patsubst %.c,$(BUILD)/%.o,bench/zkbench.c bench/engine.c bench/hist.c \
+                       bench/zkproto.c bench/procstat.c bench/writeprobe.c net/jute.c net/records.c)
+
+$(BUILD)/bench/zkbench: $(BENCH_ZKBENCH_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ -lm -pthread
+
+$(BUILD)/bench/probes: $(BUILD)/bench/probes.o $(BUILD)/bench/hist.o
+	$(CC) $(LDFLAGS) -o $@ $^
+
+bench: deps $(BUILD)/zkd $(BUILD)/bench/zkbench $(BUILD)/bench/probes
+	@command -v gnuplot >/dev/null || $(MAKE) --no-print-directory deps DEB_ALL=gnuplot-nox
+	bench/compare --quick --zkd $(BUILD)/zkd --zkbench $(BUILD)/bench/zkbench --probes $(BUILD)/bench/probes
+
+-include $(BENCH_ZKBENCH_OBJ:.o=.d) $(BUILD)/bench/probes.d

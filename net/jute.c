@@ -89,7 +89,7 @@ struct jute_buf jute_read_buffer(struct jute_reader *r)
 		return none;
 	if (n == -1)
 		return (struct jute_buf){ NULL, -1 };
-	if (n < -1 || (size_t)n > r->max_len) {
+	if ((size_t)n > r->max_len) {
 		reader_fail(r, JUTE_BADLEN);
 		return none;
 	}
@@ -107,6 +107,12 @@ int32_t jute_read_count(struct jute_reader *r, size_t elem_min_size)
 		return 0;
 	if (n == -1)
 		return -1;
+	/* Java's reader treats any other negative count as an empty vector
+	 * (BinaryIndex.done() is nelems <= 0), and clients see the difference:
+	 * ZooKeeper answers a create whose ACL count is -2 as for an empty
+	 * ACL, not as a marshalling error. */
+	if (n < -1)
+		return 0;
 	/* Every jute element takes at least one byte; treating 0 as 1 keeps the
 	 * plausibility check meaningful whatever the caller passes. */
 	if (elem_min_size == 0)
@@ -114,7 +120,7 @@ int32_t jute_read_count(struct jute_reader *r, size_t elem_min_size)
 	/* Divide rather than multiply so that the check cannot overflow. A count
 	 * the remaining input cannot hold is a lie, and reporting it now keeps a
 	 * caller that sizes an array by the count from allocating for it. */
-	if (n < -1 || (size_t)n > r->max_len || (size_t)n > jute_remaining(r) / elem_min_size) {
+	if ((size_t)n > r->max_len || (size_t)n > jute_remaining(r) / elem_min_size) {
 		reader_fail(r, JUTE_BADLEN);
 		return 0;
 	}

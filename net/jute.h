@@ -54,8 +54,9 @@ bool jute_read_bool(struct jute_reader *r);
 /* Buffer or string: length-prefixed bytes. A null (-1) is allowed and gives
  * {NULL, -1}; any other negative length or one over max_len sets JUTE_BADLEN. */
 struct jute_buf jute_read_buffer(struct jute_reader *r);
-/* Vector count: -1 (null) is returned as -1; other negatives or counts that
- * cannot fit in the remaining input (elem_min_size bytes each) set JUTE_BADLEN. */
+/* Vector count: -1 (null) is returned as -1; any other negative count is an
+ * empty vector (0), as Java's jute reads it; a count that cannot fit in the
+ * remaining input (elem_min_size bytes each) sets JUTE_BADLEN. */
 int32_t jute_read_count(struct jute_reader *r, size_t elem_min_size);
 static inline size_t jute_remaining(const struct jute_reader *r) { return r->len - r->off; }
 static inline bool jute_ok(const struct jute_reader *r) { return r->err == JUTE_OK; }

@@ -129,17 +129,28 @@ static void write_multi_response(struct jute_writer *w, const struct ztxn *t, co
 
 /* ---- watch events (ZooKeeper's DataTree triggers) ------------------------------ */
 
+static int64_t firing_zxid;         /* Final only: the txn fire_txn is firing for */
+
 static void post_hits(const struct watch_hits *h, int type, const char *path, size_t len)
 {
 	for (int i = 0; i < h->n; i++)
-		notify_post(h->v[i], type, path, len);
+		notify_post(h->v[i], type, path, len, firing_zxid);
 }
+
+/* fire_txn walks a txn twice: first collecting the watch stripes it will
+ * touch (held across publish and trigger, see watch.c), then firing. */
+static struct watch_locks held;     /* Final only */
+static bool collecting;
 
 static void fire(int kind, const char *path, size_t len, int type, const struct watch_hits *suppress,
 		 struct watch_hits *out)
 {
+	if (collecting) {
+		watch_locks_add(&held, kind, path, len);
+		return;
+	}
 	struct watch_hits h = { 0 };
-	watch_trigger(kind, path, len, type, &h, suppress);
+	watch_trigger(&held, kind, path, len, type, &h, suppress);
 	post_hits(&h, type, path, len);
 	if (out)
 		*out = h;
@@ -263,14 +274,20 @@ static void final_handle(struct stage *s, struct zreq *r)
 		if (!multi_stats)
 			abort();
 	}
-	/* applying -> publish -> events -> last_applied: see watch.c */
-	if (r->txn.zxid)
-		atomic_store_explicit(&f->st->applying, r->txn.zxid, memory_order_release);
+	/* lock stripes -> publish -> events -> unlock -> last_applied: see watch.c */
+	memset(&held, 0, sizeof held);
+	collecting = true;
+	fire_txn(&r->txn);
+	collecting = false;
+	watch_locks_acquire(&held);
 	rcu_read_lock();
 	int rc = apply(f, r, &stat, multi_stats);
 	rcu_read_unlock();
-	if (rc == ZOK && watch_total() > 0)
+	if (rc == ZOK && watch_total() > 0) {
+		firing_zxid = r->txn.zxid;
 		fire_txn(&r->txn);
+	}
+	watch_locks_release(&held);
 	if (r->txn.zxid)
 		atomic_store_explicit(&f->st->last_applied, r->txn.zxid, memory_order_release);
 	int64_t zxid = atomic_load_explicit(&f->st->last_applied, memory_order_relaxed);

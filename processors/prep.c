@@ -249,7 +249,9 @@ static bool has_nul(struct jute_buf b)
 /* Parent of a path given on the wire: ZooKeeper's lastIndexOf('/') rule. */
 static int parent_of(struct jute_buf path, size_t *parent_len)
 {
-	if (path.len <= 0 || has_nul(path))
+	if (path.len < 0)
+		return ZMARSHALLINGERROR;      /* a null path: Java fails to use it */
+	if (path.len == 0 || has_nul(path))
 		return ZBADARGUMENTS;
 	const char *s = (const char *)path.data;
 	size_t i = (size_t)path.len;
@@ -386,7 +388,9 @@ static int prep_delete_checks(struct prep *p, struct jute_buf path, int32_t vers
 {
 	size_t plen;
 	int rc = parent_of(path, &plen);
-	if (rc != ZOK || path_special((const char *)path.data, (size_t)path.len))
+	if (rc != ZOK)
+		return rc;
+	if (path_special((const char *)path.data, (size_t)path.len))
 		return ZBADARGUMENTS;
 	parent_key((const char *)path.data, plen, pk, pklen);
 	rc = get_record(p, *pk, *pklen, parent);
@@ -467,6 +471,8 @@ static int prep_set_data(struct prep *p, struct jute_reader *rd, const struct au
 	struct rec_set_data_req req;
 	if (rec_read_set_data_req(rd, &req) != 0)
 		return ZMARSHALLINGERROR;
+	if (req.path.len < 0)
+		return ZMARSHALLINGERROR;
 	const char *path = (const char *)req.path.data;
 	size_t len = req.path.len > 0 ? (size_t)req.path.len : 0;
 	if (!path_valid(path, len))
@@ -495,6 +501,8 @@ static int prep_set_acl(struct prep *p, struct jute_reader *rd, const struct aut
 {
 	struct rec_set_acl_req req;
 	if (rec_read_set_acl_req(rd, &req) != 0)
+		return ZMARSHALLINGERROR;
+	if (req.path.len < 0)
 		return ZMARSHALLINGERROR;
 	const char *path = (const char *)req.path.data;
 	size_t len = req.path.len > 0 ? (size_t)req.path.len : 0;
@@ -531,6 +539,8 @@ static int prep_check(struct prep *p, struct jute_reader *rd, const struct auth_
 {
 	struct rec_path_version req;
 	if (rec_read_path_version(rd, &req) != 0)
+		return ZMARSHALLINGERROR;
+	if (req.path.len < 0)
 		return ZMARSHALLINGERROR;
 	const char *path = (const char *)req.path.data;
 	size_t len = req.path.len > 0 ? (size_t)req.path.len : 0;

@@ -60,10 +60,6 @@ struct zk_state {
 	/* Last zxid Final applied. Final stores (release) after publishing the
 	 * tree change; readers load (acquire). */
 	atomic_llong last_applied;
-	/* The zxid Final is applying now (stored before it publishes anything
-	 * of that txn); readers compare it with last_applied to know whether
-	 * events of a change they may have seen are still on their way. */
-	atomic_llong applying;
 	/* Called by Final when a session is created (the tracker starts timing
 	 * it). Set by server/ before start. */
 	void (*on_session_created)(void *arg, int64_t session_id);

@@ -337,12 +337,33 @@ static void saw(struct client *cl, int64_t zxid)
 		cl->seen_zxid = zxid;
 }
 
+/* What a NoNode answer shows: a delete publishes the parent (with its new
+ * pzxid) before it unlinks the node, and a create links the node before it
+ * publishes the parent, so the nearest existing ancestor's pzxid, read after
+ * the failed lookup, is the newest change this absence reflects. */
+static void saw_absence(struct client *cl, const char *path, size_t len)
+{
+	size_t plen, nlen;
+	const char *name;
+	while (tree_split(path, len, &plen, &name, &nlen)) {
+		struct znode *p = tree_lookup(cl->st->tree, path, plen);
+		if (p) {
+			saw(cl, tree_ver(p)->stat.pzxid);
+			return;
+		}
+		len = plen;
+	}
+}
+
 static int find_node(struct client *cl, struct jute_buf path, int perm, const struct znode_ver **out)
 {
-	struct znode *n = path.len > 0 ? tree_lookup(cl->st->tree, (const char *)path.data, (size_t)path.len) : NULL;
+	if (path.len < 0)
+		return ZMARSHALLINGERROR;      /* a null path: Java fails to use it */
+	if (path.len == 0)
+		path = (struct jute_buf){ (const uint8_t *)"/", 1 };   /* ZooKeeper keys the root as "" */
+	struct znode *n = tree_lookup(cl->st->tree, (const char *)path.data, (size_t)path.len);
 	if (!n) {
-		/* the node may have just gone: whatever Final is applying counts */
-		saw(cl, atomic_load_explicit(&cl->st->applying, memory_order_acquire));
+		saw_absence(cl, (const char *)path.data, (size_t)path.len);
 		return ZNONODE;
 	}
 	const struct znode_ver *v = tree_ver(n);
@@ -391,7 +412,7 @@ static void list_ephemeral(void *arg, const struct znode *n)
 }
 
 static int serve_read(struct client *cl, int32_t type, struct jute_reader *r, struct jute_writer *w);
-static int watch_op(struct client *cl, int32_t type, struct jute_reader *r);
+static int watch_op(struct client *cl, int32_t type, struct jute_reader *r, struct jute_writer *w);
 
 static bool wreg_live(struct client *cl, const struct wreg *e)
 {
@@ -417,11 +438,14 @@ static void compact_watches(struct client *cl)
 	cl->compact_at = n * 2 > 64 ? n * 2 : 64;
 }
 
-static void register_watch(struct client *cl, int kind, struct jute_buf path, int mode)
+/* Records a watch in the connection's list; `held`: the caller holds the
+ * path's stripe (watch_read_begin) around this and its read. */
+static void register_watch_as(struct client *cl, int kind, struct jute_buf path, int mode, bool held)
 {
 	if (path.len <= 0)
 		return;
-	if (cl->n_watches >= cl->compact_at)
+	/* compaction takes stripe locks: never while the caller holds one */
+	if (!held && cl->n_watches >= cl->compact_at)
 		compact_watches(cl);
 	if (cl->n_watches == cl->cap_watches) {
 		int cap = cl->cap_watches ? cl->cap_watches * 2 : 8;
@@ -436,7 +460,33 @@ static void register_watch(struct client *cl, int kind, struct jute_buf path, in
 		return;
 	memcpy(copy, path.data, (size_t)path.len);
 	cl->watches[cl->n_watches++] = (struct wreg){ kind, (uint32_t)path.len, copy };
-	watch_add(kind, (const char *)path.data, (size_t)path.len, net_conn_addr(cl->conn), mode);
+	if (held)
+		watch_add_held(kind, (const char *)path.data, (size_t)path.len, net_conn_addr(cl->conn), mode);
+	else
+		watch_add(kind, (const char *)path.data, (size_t)path.len, net_conn_addr(cl->conn), mode);
+}
+
+static void register_watch(struct client *cl, int kind, struct jute_buf path, int mode)
+{
+	register_watch_as(cl, kind, path, mode, false);
+}
+
+/* A watch=true read: the registration and the read under one stripe lock. */
+static int watched_find(struct client *cl, int kind, struct jute_buf path, int perm, const struct znode_ver **v)
+{
+	if (path.len <= 0)
+		return find_node(cl, path, perm, v);
+	if (cl->n_watches >= cl->compact_at)
+		compact_watches(cl);
+	watch_read_begin(kind, (const char *)path.data, (size_t)path.len);
+	register_watch_as(cl, kind, path, WM_STANDARD, true);
+	int rc = find_node(cl, path, perm, v);
+	/* getData/getChildren leave no watch on a node they cannot read
+	 * (exists, perm 0, keeps its watch on a missing node) */
+	if (rc != ZOK && perm)
+		watch_remove_held(kind, (const char *)path.data, (size_t)path.len, net_conn_addr(cl->conn));
+	watch_read_end(kind, (const char *)path.data, (size_t)path.len);
+	return rc;
 }
 
 static void drop_watches(struct client *cl)
@@ -494,12 +544,10 @@ static int serve_read(struct client *cl, int32_t type, struct jute_reader *r, st
 			return ZMARSHALLINGERROR;
 		if (path_has_nul(req.path))
 			return ZBADARGUMENTS;
-		/* an exists watch is set whether or not the node is there; set it
-		 * before reading (watch.c: rule 4) */
-		if (req.watch)
-			register_watch(cl, WATCH_DATA, req.path, WM_STANDARD);
-		/* exists needs no permission (ZooKeeper 3.8) */
-		if ((rc = find_node(cl, req.path, 0, &v)) != ZOK)
+		/* an exists watch is set whether or not the node is there;
+		 * exists needs no permission (ZooKeeper 3.8) */
+		rc = req.watch ? watched_find(cl, WATCH_DATA, req.path, 0, &v) : find_node(cl, req.path, 0, &v);
+		if (rc != ZOK)
 			return rc;
 		tree_client_stat(v, &stat);
 		rec_write_stat(w, &stat);
@@ -511,13 +559,12 @@ static int serve_read(struct client *cl, int32_t type, struct jute_reader *r, st
 			return ZMARSHALLINGERROR;
 		if ((rc = find_node(cl, req.path, ZPERM_READ, &v)) != ZOK)
 			return rc;
-		if (req.watch) {
-			/* only an existing, readable node gets the watch; read again
-			 * after registering so the pair is atomic against a change */
-			register_watch(cl, WATCH_DATA, req.path, WM_STANDARD);
-			if ((rc = find_node(cl, req.path, ZPERM_READ, &v)) != ZOK)
-				return rc;
-		}
+		/* only an existing, readable node gets the watch: read again with it
+		 * (a node deleted in between leaves a watch that the delete fired,
+		 * or one that waits on a missing node: ZooKeeper's answer in both
+		 * orders is NoNode) */
+		if (req.watch && (rc = watched_find(cl, WATCH_DATA, req.path, ZPERM_READ, &v)) != ZOK)
+			return rc;
 		jute_write_buffer(w, v->data->len >= 0 ? v->data->bytes : NULL, v->data->len);
 		tree_client_stat(v, &stat);
 		rec_write_stat(w, &stat);
@@ -530,11 +577,8 @@ static int serve_read(struct client *cl, int32_t type, struct jute_reader *r, st
 			return ZMARSHALLINGERROR;
 		if ((rc = find_node(cl, req.path, ZPERM_READ, &v)) != ZOK)
 			return rc;
-		if (req.watch) {
-			register_watch(cl, WATCH_CHILD, req.path, WM_STANDARD);
-			if ((rc = find_node(cl, req.path, ZPERM_READ, &v)) != ZOK)
-				return rc;
-		}
+		if (req.watch && (rc = watched_find(cl, WATCH_CHILD, req.path, ZPERM_READ, &v)) != ZOK)
+			return rc;
 		write_children(w, v);
 		if (type == ZOP_GETCHILDREN2) {
 			tree_client_stat(v, &stat);
@@ -583,7 +627,7 @@ static int serve_read(struct client *cl, int32_t type, struct jute_reader *r, st
 	case ZOP_ADDWATCH:
 	case ZOP_REMOVEWATCHES:
 	case ZOP_CHECKWATCHES:
-		return watch_op(cl, type, r);
+		return watch_op(cl, type, r, w);
 	case ZOP_WHOAMI:
 		/* ClientInfo per identity: the scheme and the provider's user name */
 		jute_write_int(w, cl->ids.n);
@@ -609,15 +653,16 @@ static void on_event_delivered(struct net_conn *c, int type, const char *path, s
 		atomic_fetch_add_explicit(&cl->sent, 1, memory_order_relaxed);
 }
 
-/* Rule 3: before a reply that shows state up to `seen` goes out, every
+/* Rule 3: before a reply that shows state up to `shown` goes out, every
  * event of those changes must be queued (Final queues them before it
- * advances last_applied, so wait for that: a few hundred ns at most) and
- * written ahead of the reply. The reply being built sits at [at, w->len) of
- * the connection's output; it is moved behind the events if there are any. */
-static void events_before_reply(struct client *cl, struct jute_writer *w, size_t at)
+ * advances last_applied, so wait for that: a few hundred ns at most) and be
+ * written ahead of the reply; events of this connection for later changes
+ * go after it, as in ZooKeeper, where those changes came after the read.
+ * The reply being built sits at [at, w->len) of the connection's output. */
+static void events_around_reply(struct client *cl, struct jute_writer *w, size_t at, int64_t shown)
 {
 	int io = net_conn_io_index(cl->conn);
-	for (int spins = 0; last_applied(cl) < cl->seen_zxid; spins++)
+	for (int spins = 0; last_applied(cl) < shown; spins++)
 		if (spins > 1000)
 			sched_yield();
 		else
@@ -627,14 +672,16 @@ static void events_before_reply(struct client *cl, struct jute_writer *w, size_t
 	size_t n = w->len - at;
 	uint8_t *reply = malloc(n);
 	if (!reply) {
-		notify_drain(io, on_event_delivered);   /* order lost; better than none */
+		notify_drain(io, NULL, on_event_delivered);   /* order lost; better than none */
 		return;
 	}
 	memcpy(reply, w->buf + at, n);
 	w->len = at;
-	notify_drain(io, on_event_delivered);
+	struct notify_hold hold = { cl->addr, shown, NULL };
+	notify_drain(io, &hold, on_event_delivered);
 	jute_write_raw(w, reply, n);
 	free(reply);
+	notify_release(&hold, on_event_delivered);
 }
 
 static void answer_read(struct client *cl, const struct rec_request_header *h, struct jute_reader *r, int64_t recv)
@@ -645,21 +692,24 @@ static void answer_read(struct client *cl, const struct rec_request_header *h, s
 	size_t hdr_at = w->len;
 	struct rec_reply_header rh = { h->xid, 0, 0 };
 	rec_write_reply_header(w, &rh);
+	/* everything up to `before` is in what the read sees; the header says
+	 * the state the reply shows, not what was applied after it */
+	int64_t before = last_applied(cl);
 	cl->seen_zxid = 0;
 	rcu_read_lock();
 	int rc = serve_read(cl, h->type, r, w);
 	rcu_read_unlock();
-	int64_t zxid = last_applied(cl);
+	int64_t zxid = before > cl->seen_zxid ? before : cl->seen_zxid;
 	if (rc != ZOK)
 		w->len = hdr_at + 16;     /* an error reply is the header alone */
-	rh.zxid = zxid > cl->seen_zxid ? zxid : cl->seen_zxid;
+	rh.zxid = zxid;
 	rh.err = rc;
 	size_t end = w->len;
 	w->len = hdr_at;
 	rec_write_reply_header(w, &rh);
 	w->len = end;
 	net_frame_end(w, mark);
-	events_before_reply(cl, w, frame_at);
+	events_around_reply(cl, w, frame_at, zxid);
 	atomic_fetch_add_explicit(&cl->st->stats.reads, 1, memory_order_relaxed);
 	count_reply(cl, h->type, recv, zxid, h->xid);
 }
@@ -724,8 +774,10 @@ static int handle_set_watches(struct client *cl, struct jute_reader *r, int32_t 
 {
 	struct rec_set_watches sw;
 	if (rec_read_set_watches(r, v2, &sw) != 0) {
-		log_warn("session 0x%" PRIx64 ": malformed setWatches, closing", (uint64_t)cl->session_id);
-		return -1;
+		/* ZooKeeper answers MarshallingError and keeps the connection */
+		send_header_only(cl, xid, last_applied(cl), ZMARSHALLINGERROR);
+		count_reply(cl, v2 ? ZOP_SETWATCHES2 : ZOP_SETWATCHES, recv, last_applied(cl), 0);
+		return 0;
 	}
 	rearm(cl, &sw.data, WATCH_DATA, false, sw.relative_zxid);
 	rearm(cl, &sw.exist, WATCH_DATA, true, sw.relative_zxid);
@@ -740,7 +792,7 @@ static int handle_set_watches(struct client *cl, struct jute_reader *r, int32_t 
 }
 
 /* addWatch, removeWatches, checkWatches: header-only answers. */
-static int watch_op(struct client *cl, int32_t type, struct jute_reader *r)
+static int watch_op(struct client *cl, int32_t type, struct jute_reader *r, struct jute_writer *w)
 {
 	struct rec_path_mode req;
 	if (rec_read_path_mode(r, &req) != 0)
@@ -757,6 +809,7 @@ static int watch_op(struct client *cl, int32_t type, struct jute_reader *r)
 		register_watch(cl, WATCH_DATA, req.path, mode);
 		if (mode != WM_RECURSIVE)
 			register_watch(cl, WATCH_CHILD, req.path, mode);
+		jute_write_int(w, ZOK);   /* ZooKeeper answers addWatch with ErrorResponse(0) */
 		return ZOK;
 	}
 	/* WatcherType: 1 children, 2 data, 3 any */
@@ -861,6 +914,16 @@ static int process(struct client *cl, const uint8_t *p, size_t len, int64_t recv
 		return -1;
 	}
 	atomic_fetch_add_explicit(&cl->recved, 1, memory_order_relaxed);
+	if (h.type == ZOP_SYNC) {
+		/* sync has no txn: Prep never decodes it, so check it here */
+		struct rec_path sp;
+		struct jute_reader sr = r;
+		if (rec_read_path(&sr, &sp) != 0 || sp.path.len < 0) {
+			send_header_only(cl, h.xid, last_applied(cl), ZMARSHALLINGERROR);
+			count_reply(cl, h.type, recv, last_applied(cl), h.xid);
+			return 0;
+		}
+	}
 	if (goes_through_pipeline(h.type)) {
 		struct zreq *z = new_zreq(cl, h.xid, h.type, p + 8, len - 8);
 		if (!z)
@@ -896,8 +959,15 @@ static int process(struct client *cl, const uint8_t *p, size_t len, int64_t recv
 		return 0;
 	}
 	if (h.type == ZOP_RECONFIG) {
-		/* reconfigEnabled is false, as ZooKeeper's default; standalone anyway */
-		send_header_only(cl, h.xid, last_applied(cl), ZRECONFIGDISABLED);
+		/* ReconfigRequest {joiningServers, leavingServers, newMembers,
+		 * curConfigId}: ZooKeeper decodes it first, then refuses it as
+		 * reconfigEnabled is false (its default; and this is standalone) */
+		struct jute_buf b;
+		for (int i = 0; i < 3; i++)
+			b = jute_read_buffer(&r);
+		(void)b;
+		jute_read_long(&r);
+		send_header_only(cl, h.xid, last_applied(cl), jute_ok(&r) ? ZRECONFIGDISABLED : ZMARSHALLINGERROR);
 		return 0;
 	}
 	send_header_only(cl, h.xid, last_applied(cl), ZUNIMPLEMENTED);
@@ -1045,11 +1115,14 @@ static void on_msg(void *ctx, struct net_conn *c, struct net_msg *m)
 		return;
 	}
 	if (r->reply) {
-		/* events Final queued before this reply go out first (rule 3) */
+		/* events of changes up to this reply's go out first (rule 3); this
+		 * connection's events of later changes after it */
 		int io = net_conn_io_index(c);
+		struct notify_hold hold = { cl->addr, r->txn.zxid ? r->txn.zxid : last_applied(cl), NULL };
 		if (notify_pending(io))
-			notify_drain(io, on_event_delivered);
+			notify_drain(io, &hold, on_event_delivered);
 		net_conn_send(c, r->reply, r->reply_len);
+		notify_release(&hold, on_event_delivered);
 		cl->in_flight--;
 		count_reply(cl, r->type, r->recv_ns, r->txn.zxid ? r->txn.zxid : last_applied(cl), r->xid);
 	}
@@ -1073,7 +1146,7 @@ static void on_idle(void *ctx, int io_index)
 {
 	unthrottle_all(io_index, ctx);
 	if (notify_pending(io_index))
-		notify_drain(io_index, on_event_delivered);
+		notify_drain(io_index, NULL, on_event_delivered);
 }
 
 void processors_net_callbacks(struct zk_state *st, struct net_callbacks *cb)

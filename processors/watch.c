@@ -1,16 +1,20 @@
 /*
  * watch.c - watch managers and event delivery (see watch.h).
  *
- * Ordering (DESIGN.md rules 3 and 4), with Final doing, for each txn:
- *   publish the tree change -> trigger watches, queue events -> last_applied = zxid
- * and an I/O thread doing, for a watch=true read:
- *   register the watch (stripe lock) -> read the node
- * Rule 4: if the registration came after Final's trigger took the watchers
- * of that path, the stripe lock orders the read after the publish, so the
- * read shows the new state; otherwise the trigger saw the watch and the
- * event comes. Rule 3: a reader that sees a version newer than last_applied
- * waits (briefly: Final is between publish and last_applied) and then drains
- * its event queue before it writes the reply (readpath.c does this).
+ * Ordering (DESIGN.md rules 3 and 4). Final does, for each txn:
+ *   lock the stripes of the paths it changes -> publish the change ->
+ *   trigger their watches, queue the events -> unlock -> last_applied = zxid
+ * and an I/O thread does, for a watch=true read:
+ *   lock the path's stripe -> register the watch -> read the node -> unlock.
+ * Rule 4: so a registration and its read happen wholly before or wholly
+ * after a change of that path, as if ZooKeeper had run them one after the
+ * other: the read shows the old state and the watch fires, or it shows the
+ * new state and the watch waits for the next change. Reads without a watch
+ * take no lock. Rule 3: a reader that sees a version newer than
+ * last_applied waits (briefly: Final is between publish and last_applied)
+ * and then drains its event queue before it writes the reply (readpath.c).
+ * Only Final ever holds two stripe locks at once (taken in index order), so
+ * there is no lock-order cycle.
  *
  * Events travel in a wfcqueue per I/O thread: Final is the producer (any
  * thread could be), the I/O thread the one consumer; Final rings a thread
@@ -159,12 +163,26 @@ static void unlink_if_empty(struct stripe *s, struct wpath **pp)
 	s->n_paths--;
 }
 
-void watch_add(int kind, const char *path, size_t len, net_addr who, int mode)
+static struct stripe *stripe_for(int kind, const char *path, size_t len)
+{
+	return stripe_of(kind, tree_hash(path, len));
+}
+
+void watch_read_begin(int kind, const char *path, size_t len)
+{
+	pthread_mutex_lock(&stripe_for(kind, path, len)->lock);
+}
+
+void watch_read_end(int kind, const char *path, size_t len)
+{
+	pthread_mutex_unlock(&stripe_for(kind, path, len)->lock);
+}
+
+void watch_add_held(int kind, const char *path, size_t len, net_addr who, int mode)
 {
 	uint64_t h = tree_hash(path, len);
 	struct stripe *s = stripe_of(kind, h);
 	struct manager *m = &managers[kind];
-	pthread_mutex_lock(&s->lock);
 	struct wpath **pp = find_slot(s, h, path, len);
 	if (!*pp) {
 		if (s->n_paths >= s->n_buckets * 2) {
@@ -173,7 +191,7 @@ void watch_add(int kind, const char *path, size_t len, net_addr who, int mode)
 		}
 		struct wpath *w = calloc(1, sizeof *w + len + 1);
 		if (!w)
-			goto out;
+			return;
 		w->len = len;
 		memcpy(w->path, path, len);
 		*pp = w;
@@ -190,13 +208,13 @@ void watch_add(int kind, const char *path, size_t len, net_addr who, int mode)
 					atomic_fetch_add(&m->recursive, 1);
 				w->v[i].mode = mode;
 			}
-			goto out;
+			return;
 		}
 	if (w->n == w->cap) {
 		int cap = w->cap ? w->cap * 2 : 2;
 		struct watcher *v = realloc(w->v, (size_t)cap * sizeof *v);
 		if (!v)
-			goto out;
+			return;
 		w->v = v;
 		w->cap = cap;
 	}
@@ -206,32 +224,43 @@ void watch_add(int kind, const char *path, size_t len, net_addr who, int mode)
 	atomic_fetch_add(&m->count, 1);
 	if (mode == WM_RECURSIVE)
 		atomic_fetch_add(&m->recursive, 1);
-out:
-	pthread_mutex_unlock(&s->lock);
 }
 
-bool watch_remove(int kind, const char *path, size_t len, net_addr who)
+void watch_add(int kind, const char *path, size_t len, net_addr who, int mode)
+{
+	watch_read_begin(kind, path, len);
+	watch_add_held(kind, path, len, who, mode);
+	watch_read_end(kind, path, len);
+}
+
+bool watch_remove_held(int kind, const char *path, size_t len, net_addr who)
 {
 	uint64_t h = tree_hash(path, len);
 	struct stripe *s = stripe_of(kind, h);
 	struct manager *m = &managers[kind];
-	bool found = false;
-	pthread_mutex_lock(&s->lock);
 	struct wpath **pp = find_slot(s, h, path, len);
-	if (*pp) {
-		struct wpath *w = *pp;
-		for (int i = 0; i < w->n; i++)
-			if (w->v[i].who == who) {
-				if (w->v[i].mode == WM_RECURSIVE)
-					atomic_fetch_sub(&m->recursive, 1);
-				w->v[i] = w->v[--w->n];
-				atomic_fetch_sub(&m->count, 1);
-				found = true;
-				break;
-			}
-		unlink_if_empty(s, pp);
-	}
-	pthread_mutex_unlock(&s->lock);
+	if (!*pp)
+		return false;
+	struct wpath *w = *pp;
+	bool found = false;
+	for (int i = 0; i < w->n; i++)
+		if (w->v[i].who == who) {
+			if (w->v[i].mode == WM_RECURSIVE)
+				atomic_fetch_sub(&m->recursive, 1);
+			w->v[i] = w->v[--w->n];
+			atomic_fetch_sub(&m->count, 1);
+			found = true;
+			break;
+		}
+	unlink_if_empty(s, pp);
+	return found;
+}
+
+bool watch_remove(int kind, const char *path, size_t len, net_addr who)
+{
+	watch_read_begin(kind, path, len);
+	bool found = watch_remove_held(kind, path, len, who);
+	watch_read_end(kind, path, len);
 	return found;
 }
 
@@ -247,6 +276,27 @@ bool watch_contains(int kind, const char *path, size_t len, net_addr who)
 			found = (*pp)->v[i].who == who;
 	pthread_mutex_unlock(&s->lock);
 	return found;
+}
+
+void watch_locks_add(struct watch_locks *l, int kind, const char *path, size_t len)
+{
+	l->mask[kind] |= 1ULL << (tree_hash(path, len) % STRIPES);
+}
+
+void watch_locks_acquire(const struct watch_locks *l)
+{
+	for (int k = 0; k < 2; k++)
+		for (int i = 0; i < STRIPES; i++)
+			if (l->mask[k] & (1ULL << i))
+				pthread_mutex_lock(&managers[k].stripes[i].lock);
+}
+
+void watch_locks_release(const struct watch_locks *l)
+{
+	for (int k = 0; k < 2; k++)
+		for (int i = 0; i < STRIPES; i++)
+			if (l->mask[k] & (1ULL << i))
+				pthread_mutex_unlock(&managers[k].stripes[i].lock);
 }
 
 bool hits_contains(const struct watch_hits *h, net_addr a)
@@ -281,12 +331,15 @@ void hits_free(struct watch_hits *h)
 
 /* The watchers registered exactly at `at`; at_parent: `at` is an ancestor
  * of the event's path, where only recursive watches count. */
-static void trigger_at(int kind, const char *at, size_t len, int type, bool at_parent, struct watch_hits *hits)
+static void trigger_at(const struct watch_locks *held, int kind, const char *at, size_t len, int type,
+		       bool at_parent, struct watch_hits *hits)
 {
 	uint64_t h = tree_hash(at, len);
 	struct stripe *s = stripe_of(kind, h);
 	struct manager *m = &managers[kind];
-	pthread_mutex_lock(&s->lock);
+	bool mine = !(held->mask[kind] & (1ULL << (h % STRIPES)));
+	if (mine)
+		pthread_mutex_lock(&s->lock);
 	struct wpath **pp = find_slot(s, h, at, len);
 	if (*pp) {
 		struct wpath *w = *pp;
@@ -307,17 +360,18 @@ static void trigger_at(int kind, const char *at, size_t len, int type, bool at_p
 		}
 		unlink_if_empty(s, pp);
 	}
-	pthread_mutex_unlock(&s->lock);
+	if (mine)
+		pthread_mutex_unlock(&s->lock);
 }
 
-void watch_trigger(int kind, const char *path, size_t len, int type, struct watch_hits *hits,
-		   const struct watch_hits *suppress)
+void watch_trigger(const struct watch_locks *held, int kind, const char *path, size_t len, int type,
+		   struct watch_hits *hits, const struct watch_hits *suppress)
 {
 	struct manager *m = &managers[kind];
 	if (atomic_load_explicit(&m->count, memory_order_relaxed) == 0)
 		return;
 	struct watch_hits found = { 0 };
-	trigger_at(kind, path, len, type, false, &found);
+	trigger_at(held, kind, path, len, type, false, &found);
 	if (atomic_load_explicit(&m->recursive, memory_order_relaxed) > 0) {
 		/* every ancestor, root included */
 		size_t l = len;
@@ -325,7 +379,7 @@ void watch_trigger(int kind, const char *path, size_t len, int type, struct watc
 			while (l > 0 && path[l - 1] != '/')
 				l--;
 			size_t plen = l > 1 ? l - 1 : 1;
-			trigger_at(kind, path, plen, type, true, &found);
+			trigger_at(held, kind, path, plen, type, true, &found);
 			l = plen;
 		}
 	}
@@ -341,7 +395,9 @@ void watch_trigger(int kind, const char *path, size_t len, int type, struct watc
 
 struct event {
 	struct cds_wfcq_node node;
+	struct event *held_next;        /* in a notify_hold list (I/O thread) */
 	net_addr to;
+	int64_t zxid;                   /* of the change that fired it */
 	int32_t type;
 	uint32_t len;
 	char path[];
@@ -362,7 +418,7 @@ static void queues_init(void)
 		cds_wfcq_init(&queues[i].head, &queues[i].tail);
 }
 
-void notify_post(net_addr to, int type, const char *path, size_t len)
+void notify_post(net_addr to, int type, const char *path, size_t len, int64_t zxid)
 {
 	pthread_once(&queues_once, queues_init);
 	struct event *e = malloc(sizeof *e + len);
@@ -370,6 +426,7 @@ void notify_post(net_addr to, int type, const char *path, size_t len)
 		return;
 	cds_wfcq_node_init(&e->node);
 	e->to = to;
+	e->zxid = zxid;
 	e->type = type;
 	e->len = (uint32_t)len;
 	memcpy(e->path, path, len);
@@ -400,7 +457,25 @@ bool notify_pending(int io_index)
 	return !cds_wfcq_empty(&q->head, &q->tail);
 }
 
-void notify_drain(int io_index, void (*on_event)(struct net_conn *c, int type, const char *path, size_t len))
+static void write_event(struct event *e, void (*on_event)(struct net_conn *c, int type, const char *path, size_t len))
+{
+	struct net_conn *c = net_conn_lookup(e->to);
+	if (c && !net_conn_closing(c)) {
+		struct jute_writer *w = net_conn_out(c);
+		size_t mark = net_frame_begin(w);
+		struct rec_reply_header rh = { ZXID_NOTIFICATION, -1, 0 };
+		rec_write_reply_header(w, &rh);
+		rec_write_watcher_event(w, e->type, ZSTATE_SYNC_CONNECTED, e->path, (int32_t)e->len);
+		net_frame_end(w, mark);
+		net_count_sent_packet();
+		if (on_event)
+			on_event(c, e->type, e->path, e->len);
+	}
+	free(e);
+}
+
+void notify_drain(int io_index, const struct notify_hold *hold,
+		  void (*on_event)(struct net_conn *c, int type, const char *path, size_t len))
 {
 	pthread_once(&queues_once, queues_init);
 	struct evq *q = &queues[io_index % MAX_IO];
@@ -411,20 +486,32 @@ void notify_drain(int io_index, void (*on_event)(struct net_conn *c, int type, c
 		return;
 	TSAN_ACQUIRE(q);
 	struct cds_wfcq_node *node, *tmp;
+	struct event **tail = NULL;
+	if (hold) {
+		tail = (struct event **)&((struct notify_hold *)hold)->held;
+		while (*tail)
+			tail = &(*tail)->held_next;
+	}
 	__cds_wfcq_for_each_blocking_safe(&h, &t, node, tmp) {
 		struct event *e = caa_container_of(node, struct event, node);
-		struct net_conn *c = net_conn_lookup(e->to);
-		if (c && !net_conn_closing(c)) {
-			struct jute_writer *w = net_conn_out(c);
-			size_t mark = net_frame_begin(w);
-			struct rec_reply_header rh = { ZXID_NOTIFICATION, -1, 0 };
-			rec_write_reply_header(w, &rh);
-			rec_write_watcher_event(w, e->type, ZSTATE_SYNC_CONNECTED, e->path, (int32_t)e->len);
-			net_frame_end(w, mark);
-			net_count_sent_packet();
-			if (on_event)
-				on_event(c, e->type, e->path, e->len);
+		if (hold && e->to == hold->conn && e->zxid > hold->max_zxid) {
+			e->held_next = NULL;
+			*tail = e;
+			tail = &e->held_next;
+			continue;
 		}
-		free(e);
+		write_event(e, on_event);
+	}
+}
+
+void notify_release(struct notify_hold *hold,
+		    void (*on_event)(struct net_conn *c, int type, const char *path, size_t len))
+{
+	struct event *e = hold->held;
+	hold->held = NULL;
+	while (e) {
+		struct event *next = e->held_next;
+		write_event(e, on_event);
+		e = next;
 	}
 }

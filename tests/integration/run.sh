@@ -14,12 +14,16 @@
 # Optional: ZKC_TEST (built here from zkc_test.c when unset), ZK_ORACLE_ADDR
 # (a fresh real ZooKeeper 3.8 for the zkCli oracle; one is started when
 # unset), PYTHON (default /usr/bin/python3, which has python3-kazoo),
-# ZK_START_TIMEOUT (s, default 30), KEEP_TMP=1 (keep the temp dir).
+# ZK_START_TIMEOUT (s, default 30), KEEP_TMP=1 (keep the temp dir),
+# ZKD_NO_WATCHES=1 (deselect the tests marked needs_watches: ordering rules
+# 3 and 4), ZK_ORDERING_SEED / ZK_HOSTILE_SEED (replay a random run).
 #
 # Prints "N passed, M failed" as its last line; exits non-zero if any failed.
 set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# a ThreadSanitizer zkd: the RCU false positives are suppressed (tests/tsan.supp)
+export TSAN_OPTIONS="${TSAN_OPTIONS:-suppressions=$HERE/../tsan.supp}"
 PY="${PYTHON:-/usr/bin/python3}"
 START_TIMEOUT="${ZK_START_TIMEOUT:-30}"
 STOP_TIMEOUT=10
@@ -260,6 +264,71 @@ if [[ $zkc_ok == 1 ]]; then
   record "zkc_test" $? $((SECONDS - t0))
 fi
 
+# 4. raw-wire suites (zkraw.py): the ordering rules and bad input.  Each
+#    pytest case counts on its own, as for kazoo.
+# pytest_suite LABEL FILE: runs one pytest file and adds its cases to the totals.
+pytest_suite() {
+  local label=$1 file=$2 xml="$TMP/$1-junit.xml" rc counts sp sf
+  local args=(-o "markers=needs_watches: needs watches (deselected by ZKD_NO_WATCHES=1)")
+  if [[ "${ZKD_NO_WATCHES:-}" == 1 ]] && grep -q needs_watches "$HERE/$file"; then
+    args+=(-m "not needs_watches")
+    say "ZKD_NO_WATCHES=1: the needs_watches tests of $file are deselected"
+  fi
+  say "=== $label (pytest)"
+  t0=$SECONDS
+  timeout -k 10 300 "$PY" -m pytest -p no:cacheprovider --rootdir "$HERE" -v \
+    "${args[@]}" --junitxml "$xml" "$HERE/$file"
+  rc=$?
+  counts="$("$PY" - "$xml" <<'PYEOF' 2>/dev/null
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+tests = sum(int(s.get("tests", 0)) for s in suites)
+bad = sum(int(s.get(k, 0)) for s in suites for k in ("failures", "errors", "skipped"))
+print(tests - bad, bad)
+PYEOF
+)"
+  if [[ -n "$counts" ]]; then
+    read -r sp sf <<<"$counts"
+    passed=$((passed + sp))
+    failed=$((failed + sf))
+    ((sf > 0)) && failures+=("$label: $sf test(s)")
+    say "$label: $sp passed, $sf failed/errored/skipped ($((SECONDS - t0))s)"
+    # exit status 5: every test was deselected
+    if ((sf == 0 && rc != 0 && rc != 5)); then record "$label (pytest exit status $rc)" 1; fi
+  else
+    record "$label (pytest produced no results, exit status $rc)" 1
+  fi
+}
+pytest_suite ordering test_ordering.py
+pytest_suite hostile test_hostile.py
+pytest_suite kazoo-recipes test_kazoo_recipes.py
+
+# 5. Apache Curator recipes (Java): each check counts on its own; SKIPPED
+#    (no JDK or no libcurator-recipes-java) counts as nothing.
+say "=== Curator recipes (Java)"
+t0=$SECONDS
+timeout -k 10 100 bash "$HERE/test_curator.sh" 2>&1 | tee "$TMP/curator.out"
+rc=${PIPESTATUS[0]}
+counts="$(sed -n 's/^curator: \([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\1 \2/p' "$TMP/curator.out" | tail -n 1)"
+if grep -q '^SKIPPED:' "$TMP/curator.out"; then
+  say "curator: $(grep -m1 '^SKIPPED:' "$TMP/curator.out")"
+elif [[ -n "$counts" ]]; then
+  read -r cp cf <<<"$counts"
+  passed=$((passed + cp))
+  failed=$((failed + cf))
+  ((cf > 0)) && failures+=("curator: $cf check(s)")
+  say "curator: $cp passed, $cf failed ($((SECONDS - t0))s)"
+  if ((cf == 0 && rc != 0)); then record "curator (exit status $rc)" 1; fi
+else
+  record "curator (no result, exit status $rc)" 1
+fi
+
+# zkd-only: these start their own zkd (needs $ZKD) with settings of their own
+if [[ -n "${ZKD_PID:-}" ]]; then
+  pytest_suite nodes test_nodes.py
+fi
+
 # ---------------------------------------------------------------- teardown
 
 if [[ -n "$ZKD_PID" ]]; then
@@ -268,6 +337,11 @@ if [[ -n "$ZKD_PID" ]]; then
   fi
   stop_zkd
   record "zkd exits cleanly on SIGTERM (status $ZKD_STATUS)" $?
+  # a sanitizer build reports at exit (or at the fault): any report fails
+  if grep -qE "ERROR: (Address|Leak)Sanitizer|runtime error:|WARNING: ThreadSanitizer" "$LOG"; then
+    grep -m1 -A20 -E "ERROR: (Address|Leak)Sanitizer|runtime error:|WARNING: ThreadSanitizer" "$LOG" | sed 's/^/    /'
+    record "no sanitizer report in the zkd log" 1
+  fi
 fi
 
 if ((failed > 0)); then

@@ -5,6 +5,7 @@
 #   make asan    the same tests with AddressSanitizer + UBSan (+ conformance)
 #   make tsan    integration + conformance against a ThreadSanitizer zkd
 #   make conformance  ../shared/conformance against a fresh zkd
+#   make stress  ordering rules 1-4, 100 rounds against a TSan zkd (ROUNDS=N)
 #   make bench   a short benchmark (see bench/README.md)
 #
 # Variant builds live in their own directories (build/, build-asan/, build-tsan/)
@@ -34,7 +35,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps run test unit integration conformance asan tsan bench clean
+.PHONY: all deps run test unit integration conformance asan tsan stress bench clean
 all: $(BUILD)/zkd bin/zkd
 
 deps:
@@ -75,6 +76,7 @@ unit: $(BUILD)/unit_tests
 	$(BUILD)/unit_tests --jobs 2
 
 integration: $(BUILD)/zkd $(BUILD)/zkc_test
+	/usr/bin/python3 tests/integration/test_storage_interop.py
 	ZKD=$(BUILD)/zkd ZKC_TEST=$(BUILD)/zkc_test bash tests/integration/run.sh
 
 test: deps
@@ -87,6 +89,12 @@ asan: deps
 # TSan run is the server's: integration and conformance against a TSan zkd.
 tsan: deps
 	$(MAKE) BUILD=build-tsan SAN=thread integration conformance
+
+# Ordering rules 1-4 hammered 100 times against a ThreadSanitizer zkd (long:
+# not part of make test).
+stress: deps
+	$(MAKE) BUILD=build-tsan SAN=thread build-tsan/zkd
+	bash tests/stress.sh build-tsan/zkd $(or $(ROUNDS),100)
 
 conformance: deps $(BUILD)/zkd
 	bash tests/conformance.sh $(BUILD)/zkd

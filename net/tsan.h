@@ -6,6 +6,11 @@
  * queue hand-off in zkd is annotated: the producer calls TSAN_RELEASE on the
  * queue before enqueueing, the consumer TSAN_ACQUIRE after splicing. Outside
  * TSan builds both are nothing.
+ *
+ * The same holds for RCU publication (rcu_assign_pointer and a cds_lfht
+ * insert are stores with a barrier the tool cannot see): the writer
+ * releases on the published object, the reader acquires on it after
+ * finding it.
  */
 #ifndef ZKD_NET_TSAN_H
 #define ZKD_NET_TSAN_H

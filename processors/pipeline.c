@@ -2,11 +2,10 @@
  * pipeline.c - builds the chain Prep -> Proposal -> Sync -> Commit -> Final
  * and starts its threads.
  *
- * Standalone, Proposal has nobody to propose to, Sync has no log yet (the
- * txn-log issue makes it the fsync thread) and Commit's quorum is this
- * server alone: each forwards its batch unchanged. They are real threads
- * with real queues all the same, so the hand-off cost measured now is the
- * cost the ensemble will pay.
+ * Standalone, Proposal has nobody to propose to and Commit's quorum is
+ * this server alone: each forwards its batch unchanged. They are real
+ * threads with real queues all the same, so the hand-off cost measured now
+ * is the cost the ensemble will pay. Sync is the fsync thread (sync.c).
  */
 #include <inttypes.h>
 #include <string.h>
@@ -19,6 +18,7 @@
 #include "request.h"
 #include "session.h"
 #include "stage.h"
+#include "sync.h"
 #include "watch.h"
 
 enum { ST_PREP, ST_PROPOSAL, ST_SYNC, ST_COMMIT, ST_FINAL, ST_COUNT };
@@ -37,7 +37,8 @@ int processors_start(struct zk_state *st)
 	watches_init();
 	final_init(&stages[ST_FINAL], st);
 	stage_init(&stages[ST_COMMIT], "zkd-commit", pass_on, &stages[ST_FINAL], st);
-	stage_init(&stages[ST_SYNC], "zkd-sync", pass_on, &stages[ST_COMMIT], st);
+	if (syncer_init(&stages[ST_SYNC], &stages[ST_COMMIT], st) != 0)
+		return -1;
 	stage_init(&stages[ST_PROPOSAL], "zkd-proposal", pass_on, &stages[ST_SYNC], st);
 	prep_init(&stages[ST_PREP], &stages[ST_PROPOSAL], st);
 	for (int i = ST_COUNT - 1; i >= 0; i--) {
@@ -57,6 +58,7 @@ void processors_stop(void)
 		return;
 	for (int i = 0; i < ST_COUNT; i++)
 		stage_stop(&stages[i]);
+	syncer_stop();
 	started = false;
 }
 

@@ -28,6 +28,7 @@
 #include "storage/tree.h"
 
 struct session_table;
+struct txnlog;
 
 /* Counters for four-letter words and metrics. Writers: the threads named;
  * readers: anyone (relaxed atomics). */
@@ -51,11 +52,22 @@ struct zk_limits {
 	char super_digest[256];         /* superDigest, "" = none */
 };
 
+/* Where and how txns are made durable (the txn-log issue). */
+struct zk_storage {
+	char data_dir[1024];            /* snapshots (version-2 is added below it) */
+	char data_log_dir[1024];        /* txn logs */
+	struct txnlog *log;             /* opened by server/ after recovery; Sync's alone */
+	int snap_count;                 /* snapshot after about this many txns */
+	int purge_interval_h;           /* autopurge.purgeInterval; 0 = never */
+	int snap_retain;                /* autopurge.snapRetainCount */
+};
+
 /* The server's state shared by the stages and the read path. */
 struct zk_state {
 	struct ztree *tree;
 	struct session_table *sessions;
 	struct zk_limits limits;
+	struct zk_storage storage;
 	struct zk_stats stats;
 	/* Last zxid Final applied. Final stores (release) after publishing the
 	 * tree change; readers load (acquire). */

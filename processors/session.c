@@ -9,6 +9,8 @@
  */
 #include "session.h"
 
+#include "net/tsan.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -38,7 +40,9 @@ static uint64_t id_hash(int64_t id)
 
 static int id_match(struct cds_lfht_node *n, const void *key)
 {
-	return caa_container_of(n, struct zsession, hnode)->id == *(const int64_t *)key;
+	const struct zsession *s = caa_container_of(n, struct zsession, hnode);
+	TSAN_ACQUIRE((void *)s);   /* pairs with sessions_add's release */
+	return s->id == *(const int64_t *)key;
 }
 
 struct session_table *sessions_new(int64_t myid)
@@ -93,6 +97,7 @@ struct zsession *sessions_add(struct session_table *t, int64_t id, int timeout_m
 	atomic_init(&s->timeout_ms, timeout_ms);
 	atomic_init(&s->deadline_ms, mono_ms() + timeout_ms);
 	rcu_read_lock();
+	TSAN_RELEASE(s);
 	struct cds_lfht_node *got = cds_lfht_add_unique(t->ht, id_hash(id), id_match, &s->id, &s->hnode);
 	rcu_read_unlock();
 	if (got != &s->hnode) {

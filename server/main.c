@@ -26,9 +26,11 @@
 
 #include "net/log.h"
 #include "processors/session.h"
-#include "server.h"
 #include "reaper.h"
+#include "server.h"
 #include "session_tracker.h"
+#include "storage/recovery.h"
+#include "storage/txnlog.h"
 
 static struct zkd_server server;
 
@@ -117,6 +119,72 @@ static void limits_from_config(const struct zkd_config *cfg, struct zk_limits *l
 	snprintf(l->super_digest, sizeof l->super_digest, "%s", cfg->super_digest);
 }
 
+static void storage_from_config(const struct zkd_config *cfg, struct zk_storage *s)
+{
+	snprintf(s->data_dir, sizeof s->data_dir, "%s", cfg->data_dir);
+	snprintf(s->data_log_dir, sizeof s->data_log_dir, "%s", cfg->data_log_dir);
+	s->snap_count = cfg->snap_count;
+	s->purge_interval_h = cfg->autopurge_purge_interval;
+	s->snap_retain = cfg->autopurge_snap_retain_count;
+}
+
+/* Sessions found on disk, kept until the tracker runs (main thread only). */
+static struct {
+	int64_t *ids;
+	size_t n, cap;
+	struct session_table *table;
+} restored;
+
+static void session_restored(void *arg, int64_t id, int32_t timeout)
+{
+	(void)arg;
+	sessions_add(restored.table, id, timeout);
+	if (restored.n == restored.cap) {
+		size_t cap = restored.cap ? restored.cap * 2 : 64;
+		int64_t *v = realloc(restored.ids, cap * sizeof *v);
+		if (!v)
+			return;
+		restored.ids = v;
+		restored.cap = cap;
+	}
+	restored.ids[restored.n++] = id;
+}
+
+static void session_closed(void *arg, int64_t id)
+{
+	(void)arg;
+	rcu_read_lock();
+	struct zsession *s = sessions_find(restored.table, id);
+	rcu_read_unlock();
+	if (s)
+		sessions_remove(restored.table, s);
+	/* a closed id left in `restored` is skipped by the tracker (not found) */
+}
+
+/* Newest valid snapshot + the logs after it: the tree, the sessions and
+ * the last zxid, or a refusal naming the file and offset. */
+static int recover(struct zk_state *st)
+{
+	char err[1024];
+	restored.table = st->sessions;
+	struct recovery_cb cb = { session_restored, session_closed, NULL };
+	struct recovery_result res;
+	if (recovery_run(st->storage.data_dir, st->storage.data_log_dir, false, &cb, &res, err, sizeof err) != 0) {
+		log_error("cannot recover the data in %s: %s", st->storage.data_dir, err);
+		return -1;
+	}
+	st->tree = res.tree;
+	rcu_read_lock();
+	tree_init_system_nodes(st->tree);   /* a snapshot of another server may lack them */
+	rcu_read_unlock();
+	atomic_store(&st->last_applied, res.last_zxid);
+	log_info("recovered %s: snapshot 0x%llx + %ld txns, last zxid 0x%llx, %ld nodes, %zu sessions%s",
+		 st->storage.data_dir, (unsigned long long)res.snap_zxid, res.txns,
+		 (unsigned long long)res.last_zxid, atomic_load(&st->tree->node_count), restored.n,
+		 res.fresh ? " (new dataDir)" : "");
+	return 0;
+}
+
 static void on_4lw(void *ctx, struct net_conn *c, const char cmd[4])
 {
 	struct zk_state *st = ctx;
@@ -134,20 +202,29 @@ static int start(struct zkd_server *srv)
 	}
 	srv->started_ms = wall_ms();
 	limits_from_config(cfg, &st->limits);
-	st->tree = tree_new();
+	storage_from_config(cfg, &st->storage);
 	st->sessions = sessions_new(st->limits.myid);
-	if (!st->tree || !st->sessions) {
-		log_error("out of memory building the data tree");
+	if (!st->sessions) {
+		log_error("out of memory building the session table");
 		return -1;
 	}
-	rcu_read_lock();
-	tree_init_system_nodes(st->tree);
-	rcu_read_unlock();
-	atomic_store(&st->last_applied, 0);
+	if (recover(st) != 0)
+		return -1;
+	st->storage.log = txnlog_open(st->storage.data_log_dir, (int64_t)cfg->pre_alloc_size_kb * 1024,
+				      cfg->force_sync, err, sizeof err);
+	if (!st->storage.log) {
+		log_error("cannot open the txn log in %s: %s", st->storage.data_log_dir, err);
+		return -1;
+	}
 	st->on_session_created = tracker_add;
 	if (processors_start(st) != 0 || tracker_start(st) != 0 ||
 	    reaper_start(st, cfg->container_check_interval_ms, cfg->container_max_per_minute) != 0)
 		return -1;
+	/* restored sessions expire like any other unless their clients return */
+	for (size_t i = 0; i < restored.n; i++)
+		tracker_add(NULL, restored.ids[i]);
+	free(restored.ids);
+	restored.ids = NULL;
 
 	struct net_callbacks cb;
 	processors_net_callbacks(st, &cb);
@@ -178,6 +255,7 @@ static void stop(struct zkd_server *srv)
 	processors_stop();
 	net_stop();
 	processors_cleanup();
+	txnlog_close(srv->st.storage.log);
 	rcu_barrier();
 	sessions_free(srv->st.sessions);
 	tree_free(srv->st.tree);

@@ -123,6 +123,7 @@ static int node_match(struct cds_lfht_node *ht_node, const void *key)
 {
 	const struct znode *n = caa_container_of(ht_node, struct znode, hnode);
 	const struct path_key *k = key;
+	TSAN_ACQUIRE((void *)n);   /* pairs with node_insert's release */
 	return n->path_len == k->len && memcmp(n->path, k->p, k->len) == 0;
 }
 
@@ -186,6 +187,7 @@ static struct znode *node_insert(struct ztree *t, const char *path, size_t len, 
 	n->path[len] = '\0';
 	n->ver = v;
 	struct path_key k = { n->path, len };
+	TSAN_RELEASE(n);
 	struct cds_lfht_node *got = cds_lfht_add_unique(t->ht, tree_hash(path, len), node_match, &k, &n->hnode);
 	if (got != &n->hnode) {
 		free(n);
@@ -217,6 +219,7 @@ static struct znode_ver *ver_new_empty(void)
 static void node_publish(struct znode *n, struct znode_ver *nv)
 {
 	struct znode_ver *old = n->ver;
+	TSAN_RELEASE(n);
 	rcu_assign_pointer(n->ver, nv);
 	ver_retire(old);
 }

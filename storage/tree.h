@@ -31,6 +31,7 @@
 #include <urcu/rculfhash.h>
 
 #include "net/records.h"
+#include "net/tsan.h"
 
 /* ephemeralOwner markers ZooKeeper uses for containers and TTL nodes. */
 #define ZK_CONTAINER_OWNER ((int64_t)0x8000000000000000ULL)
@@ -84,7 +85,9 @@ void tree_free(struct ztree *t);
 struct znode *tree_lookup(struct ztree *t, const char *path, size_t len);
 static inline const struct znode_ver *tree_ver(const struct znode *n)
 {
-	return rcu_dereference(((struct znode *)n)->ver);
+	const struct znode_ver *v = rcu_dereference(((struct znode *)n)->ver);
+	TSAN_ACQUIRE((void *)n);   /* pairs with node_publish's release (see tsan.h) */
+	return v;
 }
 /* The Stat a client sees for this version. */
 void tree_client_stat(const struct znode_ver *v, struct zk_stat *out);

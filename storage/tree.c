@@ -20,10 +20,11 @@
 
 #include "net/log.h"
 #include "quota.h"
+#include "tree_internal.h"
 
 /* ---- blobs ------------------------------------------------------------- */
 
-static struct zblob *blob_new(const uint8_t *p, int32_t len)
+struct zblob *tree_blob_new(const uint8_t *p, int32_t len)
 {
 	size_t n = len > 0 ? (size_t)len : 0;
 	struct zblob *b = malloc(sizeof *b + n);
@@ -36,14 +37,14 @@ static struct zblob *blob_new(const uint8_t *p, int32_t len)
 	return b;
 }
 
-static struct zblob *blob_get(struct zblob *b)
+struct zblob *tree_blob_ref(struct zblob *b)
 {
 	if (b)
 		atomic_fetch_add_explicit(&b->ref, 1, memory_order_relaxed);
 	return b;
 }
 
-static void blob_put(struct zblob *b)
+void tree_blob_unref(struct zblob *b)
 {
 	if (b && atomic_fetch_sub_explicit(&b->ref, 1, memory_order_acq_rel) == 1)
 		free(b);
@@ -66,7 +67,7 @@ static struct zkids *kids_get(struct zkids *k)
 	return k;
 }
 
-static void kids_put(struct zkids *k)
+void tree_kids_unref(struct zkids *k)
 {
 	if (k && atomic_fetch_sub_explicit(&k->ref, 1, memory_order_acq_rel) == 1)
 		free(k);
@@ -74,30 +75,30 @@ static void kids_put(struct zkids *k)
 
 /* ---- versions and nodes ------------------------------------------------ */
 
-static void ver_free_cb(struct rcu_head *h)
+void tree_ver_free_cb(struct rcu_head *h)
 {
 	struct znode_ver *v = caa_container_of(h, struct znode_ver, rcu);
-	blob_put(v->data);
-	blob_put(v->acl);
-	kids_put(v->kids);
+	tree_blob_unref(v->data);
+	tree_blob_unref(v->acl);
+	tree_kids_unref(v->kids);
 	free(v);
 }
 
 static void ver_retire(struct znode_ver *v)
 {
 	if (v)
-		call_rcu(&v->rcu, ver_free_cb);
+		call_rcu(&v->rcu, tree_ver_free_cb);
 }
 
 /* A new version sharing every blob of `old`; the caller then swaps one. */
-static struct znode_ver *ver_clone(const struct znode_ver *old)
+struct znode_ver *tree_ver_clone(const struct znode_ver *old)
 {
 	struct znode_ver *v = malloc(sizeof *v);
 	if (!v)
 		abort();
 	v->stat = old->stat;
-	v->data = blob_get(old->data);
-	v->acl = blob_get(old->acl);
+	v->data = tree_blob_ref(old->data);
+	v->acl = tree_blob_ref(old->acl);
 	v->kids = kids_get(old->kids);
 	return v;
 }
@@ -117,9 +118,7 @@ uint64_t tree_hash(const char *path, size_t len)
 	return h;
 }
 
-struct path_key { const char *p; size_t len; };
-
-static int node_match(struct cds_lfht_node *ht_node, const void *key)
+int tree_node_match(struct cds_lfht_node *ht_node, const void *key)
 {
 	const struct znode *n = caa_container_of(ht_node, struct znode, hnode);
 	const struct path_key *k = key;
@@ -131,7 +130,7 @@ struct znode *tree_lookup(struct ztree *t, const char *path, size_t len)
 {
 	struct path_key k = { path, len };
 	struct cds_lfht_iter it;
-	cds_lfht_lookup(t->ht, tree_hash(path, len), node_match, &k, &it);
+	cds_lfht_lookup(t->ht, tree_hash(path, len), tree_node_match, &k, &it);
 	struct cds_lfht_node *hn = cds_lfht_iter_get_node(&it);
 	return hn ? caa_container_of(hn, struct znode, hnode) : NULL;
 }
@@ -188,7 +187,7 @@ static struct znode *node_insert(struct ztree *t, const char *path, size_t len, 
 	n->ver = v;
 	struct path_key k = { n->path, len };
 	TSAN_RELEASE(n);
-	struct cds_lfht_node *got = cds_lfht_add_unique(t->ht, tree_hash(path, len), node_match, &k, &n->hnode);
+	struct cds_lfht_node *got = cds_lfht_add_unique(t->ht, tree_hash(path, len), tree_node_match, &k, &n->hnode);
 	if (got != &n->hnode) {
 		free(n);
 		return NULL;
@@ -210,13 +209,13 @@ static struct znode_ver *ver_new_empty(void)
 	struct znode_ver *v = calloc(1, sizeof *v);
 	if (!v)
 		abort();
-	v->data = blob_new(NULL, 0);
-	v->acl = blob_new(world_anyone_acl, (int32_t)sizeof world_anyone_acl);
+	v->data = tree_blob_new(NULL, 0);
+	v->acl = tree_blob_new(world_anyone_acl, (int32_t)sizeof world_anyone_acl);
 	return v;
 }
 
 /* Publishes `nv` as n's version and retires the old one. */
-static void node_publish(struct znode *n, struct znode_ver *nv)
+void tree_node_publish(struct znode *n, struct znode_ver *nv)
 {
 	struct znode_ver *old = n->ver;
 	TSAN_RELEASE(n);
@@ -258,8 +257,8 @@ static struct zkids *kids_without(const struct zkids *old, const char *name, uin
 
 static void link_child(struct znode *parent, struct znode *child, int32_t parent_cversion, int64_t zxid)
 {
-	struct znode_ver *pv = ver_clone(parent->ver);
-	kids_put(pv->kids);
+	struct znode_ver *pv = tree_ver_clone(parent->ver);
+	tree_kids_unref(pv->kids);
 	size_t plen = 0, nlen = 0;
 	const char *name = child->path;
 	tree_split(child->path, child->path_len, &plen, &name, &nlen);
@@ -269,7 +268,7 @@ static void link_child(struct znode *parent, struct znode *child, int32_t parent
 		pv->stat.cversion = parent_cversion;
 	if (zxid > pv->stat.pzxid)
 		pv->stat.pzxid = zxid;
-	node_publish(parent, pv);
+	tree_node_publish(parent, pv);
 }
 
 void tree_init_system_nodes(struct ztree *t)
@@ -285,12 +284,24 @@ void tree_init_system_nodes(struct ztree *t)
 		const char *name = sys[i];
 		tree_split(sys[i], len, &plen, &name, &nlen);
 		struct znode *parent = tree_lookup(t, sys[i], plen);
-		struct znode *n = node_insert(t, sys[i], len, ver_new_empty());
+		struct znode_ver *v = ver_new_empty();
+		if (strcmp(sys[i], "/zookeeper/config") == 0) {
+			/* as ZooKeeper makes it: world:anyone READ, aversion -1 */
+			static const uint8_t read_only[] = {
+				0, 0, 0, 1, 0, 0, 0, 1,
+				0, 0, 0, 5, 'w', 'o', 'r', 'l', 'd',
+				0, 0, 0, 6, 'a', 'n', 'y', 'o', 'n', 'e',
+			};
+			tree_blob_unref(v->acl);
+			v->acl = tree_blob_new(read_only, (int32_t)sizeof read_only);
+			v->stat.aversion = -1;
+		}
+		struct znode *n = node_insert(t, sys[i], len, v);
 		/* System nodes do not count as client creations (cversion stays 0). */
-		struct znode_ver *pv = ver_clone(parent->ver);
-		kids_put(pv->kids);
+		struct znode_ver *pv = tree_ver_clone(parent->ver);
+		tree_kids_unref(pv->kids);
 		pv->kids = kids_with(parent->ver->kids, n->path + (name - sys[i]), (uint32_t)nlen);
-		node_publish(parent, pv);
+		tree_node_publish(parent, pv);
 	}
 }
 
@@ -312,11 +323,11 @@ int tree_create(struct ztree *t, const struct tree_create_args *a, struct zk_sta
 	v->stat.czxid = v->stat.mzxid = v->stat.pzxid = a->zxid;
 	v->stat.ctime = v->stat.mtime = a->time;
 	v->stat.ephemeral_owner = a->ephemeral_owner;
-	v->data = blob_new(a->data, a->data_len);
-	v->acl = blob_new(a->acl, (int32_t)a->acl_len);
+	v->data = tree_blob_new(a->data, a->data_len);
+	v->acl = tree_blob_new(a->acl, (int32_t)a->acl_len);
 	struct znode *n = node_insert(t, a->path, a->path_len, v);
 	if (!n) {
-		ver_free_cb(&v->rcu);
+		tree_ver_free_cb(&v->rcu);
 		return ZNODEEXISTS;
 	}
 	link_child(parent, n, a->parent_cversion, a->zxid);
@@ -336,12 +347,12 @@ int tree_delete(struct ztree *t, const char *path, size_t len, int64_t zxid)
 	if (!n || !parent)
 		return ZNONODE;
 
-	struct znode_ver *pv = ver_clone(parent->ver);
-	kids_put(pv->kids);
+	struct znode_ver *pv = tree_ver_clone(parent->ver);
+	tree_kids_unref(pv->kids);
 	pv->kids = kids_without(parent->ver->kids, name, (uint32_t)nlen);
 	if (zxid > pv->stat.pzxid)
 		pv->stat.pzxid = zxid;
-	node_publish(parent, pv);
+	tree_node_publish(parent, pv);
 
 	struct znode_ver *v = n->ver;
 	long bytes = (long)len + (v->data && v->data->len > 0 ? v->data->len : 0);
@@ -359,14 +370,14 @@ int tree_set_data(struct ztree *t, const char *path, size_t len, const uint8_t *
 	struct znode *n = tree_lookup(t, path, len);
 	if (!n)
 		return ZNONODE;
-	struct znode_ver *v = ver_clone(n->ver);
+	struct znode_ver *v = tree_ver_clone(n->ver);
 	long before = v->data && v->data->len > 0 ? v->data->len : 0;
-	blob_put(v->data);
-	v->data = blob_new(data, data_len);
+	tree_blob_unref(v->data);
+	v->data = tree_blob_new(data, data_len);
 	v->stat.version = version;
 	v->stat.mzxid = zxid;
 	v->stat.mtime = time;
-	node_publish(n, v);
+	tree_node_publish(n, v);
 	atomic_fetch_add(&t->data_bytes, (long)(data_len > 0 ? data_len : 0) - before);
 	if (out)
 		tree_client_stat(v, out);
@@ -378,11 +389,11 @@ int tree_replace_data(struct ztree *t, const char *path, size_t len, const uint8
 	struct znode *n = tree_lookup(t, path, len);
 	if (!n)
 		return ZNONODE;
-	struct znode_ver *v = ver_clone(n->ver);
+	struct znode_ver *v = tree_ver_clone(n->ver);
 	long before = v->data && v->data->len > 0 ? v->data->len : 0;
-	blob_put(v->data);
-	v->data = blob_new(data, data_len);
-	node_publish(n, v);
+	tree_blob_unref(v->data);
+	v->data = tree_blob_new(data, data_len);
+	tree_node_publish(n, v);
 	atomic_fetch_add(&t->data_bytes, (long)(data_len > 0 ? data_len : 0) - before);
 	return ZOK;
 }
@@ -393,11 +404,11 @@ int tree_set_acl(struct ztree *t, const char *path, size_t len, const uint8_t *a
 	struct znode *n = tree_lookup(t, path, len);
 	if (!n)
 		return ZNONODE;
-	struct znode_ver *v = ver_clone(n->ver);
-	blob_put(v->acl);
-	v->acl = blob_new(acl, (int32_t)acl_len);
+	struct znode_ver *v = tree_ver_clone(n->ver);
+	tree_blob_unref(v->acl);
+	v->acl = tree_blob_new(acl, (int32_t)acl_len);
 	v->stat.aversion = aversion;
-	node_publish(n, v);
+	tree_node_publish(n, v);
 	if (out)
 		tree_client_stat(v, out);
 	return ZOK;

@@ -29,40 +29,9 @@
 #include <string.h>
 
 #include "net/records.h"
+#include "tree_internal.h"
 
-/* ---- blobs and versions, as tree.c keeps them ---------------------------- */
-
-struct zblob *tree_blob_new(const uint8_t *p, int32_t len)
-{
-	size_t n = len > 0 ? (size_t)len : 0;
-	struct zblob *b = malloc(sizeof *b + n);
-	if (!b)
-		abort();
-	atomic_init(&b->ref, 1);
-	b->len = len;
-	if (n)
-		memcpy(b->bytes, p, n);
-	return b;
-}
-
-struct zblob *tree_blob_ref(struct zblob *b)
-{
-	if (b)
-		atomic_fetch_add_explicit(&b->ref, 1, memory_order_relaxed);
-	return b;
-}
-
-void tree_blob_unref(struct zblob *b)
-{
-	if (b && atomic_fetch_sub_explicit(&b->ref, 1, memory_order_acq_rel) == 1)
-		free(b);
-}
-
-static void kids_unref(struct zkids *k)
-{
-	if (k && atomic_fetch_sub_explicit(&k->ref, 1, memory_order_acq_rel) == 1)
-		free(k);
-}
+/* ---- child lists built in one go ------------------------------------------ */
 
 static struct zkids *kids_build(const struct zkid *v, uint32_t n, const struct zkid *extra)
 {
@@ -83,47 +52,7 @@ static struct zkids *kids_build(const struct zkid *v, uint32_t n, const struct z
 
 static void ver_free(struct znode_ver *v)
 {
-	tree_blob_unref(v->data);
-	tree_blob_unref(v->acl);
-	kids_unref(v->kids);
-	free(v);
-}
-
-static void ver_free_cb(struct rcu_head *h)
-{
-	ver_free(caa_container_of(h, struct znode_ver, rcu));
-}
-
-/* A new version sharing every blob of old. */
-static struct znode_ver *ver_clone(const struct znode_ver *old)
-{
-	struct znode_ver *v = malloc(sizeof *v);
-	if (!v)
-		abort();
-	memset(v, 0, sizeof *v);
-	v->stat = old->stat;
-	v->data = tree_blob_ref(old->data);
-	v->acl = tree_blob_ref(old->acl);
-	v->kids = old->kids;
-	if (v->kids)
-		atomic_fetch_add_explicit(&v->kids->ref, 1, memory_order_relaxed);
-	return v;
-}
-
-static void publish(struct znode *n, struct znode_ver *nv)
-{
-	struct znode_ver *old = n->ver;
-	rcu_assign_pointer(n->ver, nv);
-	call_rcu(&old->rcu, ver_free_cb);
-}
-
-struct path_key { const char *p; size_t len; };
-
-static int match_path(struct cds_lfht_node *hn, const void *key)
-{
-	const struct znode *n = caa_container_of(hn, struct znode, hnode);
-	const struct path_key *k = key;
-	return n->path_len == k->len && memcmp(n->path, k->p, k->len) == 0;
+	tree_ver_free_cb(&v->rcu);
 }
 
 /* ---- the loader ---------------------------------------------------------- */
@@ -185,7 +114,7 @@ static int frame_pop(struct tree_loader *ld, char *err, size_t errlen)
 	n->ver->kids = kids_build(f.kids, f.n, NULL);
 	free(f.kids);
 	struct path_key k = { n->path, n->path_len };
-	struct cds_lfht_node *got = cds_lfht_add_unique(ld->t->ht, tree_hash(n->path, n->path_len), match_path,
+	struct cds_lfht_node *got = cds_lfht_add_unique(ld->t->ht, tree_hash(n->path, n->path_len), tree_node_match,
 							&k, &n->hnode);
 	if (got != &n->hnode) {
 		snprintf(err, errlen, "node %s appears twice", n->path);
@@ -259,12 +188,12 @@ int tree_loader_add(struct tree_loader *ld, const char *path, size_t len, const 
 		const char *kid = n->path + (name - path);   /* names point into the child's path */
 		if (parent) {
 			/* slow path: the parent is already published */
-			struct znode_ver *pv = ver_clone(parent->ver);
-			kids_unref(pv->kids);
+			struct znode_ver *pv = tree_ver_clone(parent->ver);
+			tree_kids_unref(pv->kids);
 			struct zkid extra = { kid, (uint32_t)nlen };
 			const struct zkids *old = parent->ver->kids;
 			pv->kids = kids_build(old ? old->v : NULL, old ? old->n : 0, &extra);
-			publish(parent, pv);
+			tree_node_publish(parent, pv);
 		} else {
 			frame_add_kid(&ld->stack[ld->depth - 1], kid, (uint32_t)nlen);
 		}
@@ -310,10 +239,10 @@ int tree_set_cversion_pzxid(struct ztree *t, const char *path, size_t len, int32
 	if (cversion == -1)
 		cversion = old->stat.cversion + 1;
 	if (cversion > old->stat.cversion) {
-		struct znode_ver *v = ver_clone(old);
+		struct znode_ver *v = tree_ver_clone(old);
 		v->stat.cversion = cversion;
 		v->stat.pzxid = zxid;
-		publish(n, v);
+		tree_node_publish(n, v);
 	}
 	return ZOK;
 }

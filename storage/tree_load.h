@@ -17,12 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tree.h"
-
-/* A blob as tree.c makes them (refcount 1; len -1 = null). */
-struct zblob *tree_blob_new(const uint8_t *p, int32_t len);
-struct zblob *tree_blob_ref(struct zblob *b);
-void tree_blob_unref(struct zblob *b);
+#include "tree_internal.h"   /* blobs as tree.c makes them */
 
 struct tree_loader;
 

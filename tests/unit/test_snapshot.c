@@ -338,19 +338,33 @@ Test(snapshot, file_is_zookeepers_format)
 	cr_assert_eq(jute_read_int(&r), 1);                        /* sessions */
 	cr_assert_eq(jute_read_long(&r), three[0].id);
 	cr_assert_eq(jute_read_int(&r), three[0].timeout);
-	cr_assert_eq(jute_read_int(&r), 1);                        /* one ACL: the open one is -1, not in the map */
-	cr_assert_eq(jute_read_long(&r), 1);
-	struct rec_acl_vec v;
-	cr_assert_eq(rec_read_acl_vector(&r, &v), 0);
-	cr_assert_eq(v.count, 1);
+	/* two ACLs: /b's digest ACL and /zookeeper/config's world READ; the
+	 * open one is -1 and not in the map */
+	cr_assert_eq(jute_read_int(&r), 2);
+	int64_t digest_id = 0, read_id = 0;
+	for (int i = 0; i < 2; i++) {
+		int64_t id = jute_read_long(&r);
+		struct rec_acl_vec v;
+		cr_assert_eq(rec_read_acl_vector(&r, &v), 0);
+		cr_assert_eq(v.count, 1);
+		size_t pos = 0;
+		struct rec_acl a;
+		cr_assert(rec_acl_next(&v, &pos, &a));
+		if (a.scheme.len == 6 && memcmp(a.scheme.data, "digest", 6) == 0)
+			digest_id = id;
+		else
+			read_id = id;
+	}
+	cr_assert(digest_id >= 1 && read_id >= 1 && digest_id != read_id);
 	struct jute_buf path = jute_read_buffer(&r);
 	cr_assert_eq(path.len, 0, "the root is written as \"\"");
-	int nodes = 1, open_ids = 0, digest_ids = 0;
+	int nodes = 1, open_ids = 0, digest_ids = 0, read_ids = 0;
 	for (;;) {
 		jute_read_buffer(&r);                                   /* data */
 		int64_t id = jute_read_long(&r);
 		open_ids += id == -1;
-		digest_ids += id == 1;
+		digest_ids += id == digest_id;
+		read_ids += id == read_id;
 		for (int i = 0; i < 4; i++)
 			jute_read_long(&r);
 		for (int i = 0; i < 3; i++)
@@ -366,7 +380,8 @@ Test(snapshot, file_is_zookeepers_format)
 	}
 	cr_assert_eq(nodes, 6);     /* "", /zookeeper, quota, config, /a, /b */
 	cr_assert_eq(digest_ids, 1);
-	cr_assert_eq(open_ids, 5);
+	cr_assert_eq(read_ids, 1);
+	cr_assert_eq(open_ids, 4);
 	size_t seal = r.off;
 	cr_assert_eq((uint64_t)jute_read_long(&r), adler32(f, seal));
 	path = jute_read_buffer(&r);

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "net/log.h"
+#include "net/tsan.h"
 #include "request.h"
 #include "session.h"
 #include "storage/recovery.h"
@@ -97,6 +98,7 @@ static void collect_sessions(struct session_table *t, struct session_list *l)
 	struct zsession *s;
 	rcu_read_lock();
 	cds_lfht_for_each_entry(t->ht, &it, s, hnode) {
+		TSAN_ACQUIRE(s);   /* pairs with sessions_add's release */
 		if (l->n == l->cap) {
 			size_t cap = l->cap ? l->cap * 2 : 64;
 			struct snap_session *v = realloc(l->v, cap * sizeof *v);

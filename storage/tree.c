@@ -218,8 +218,7 @@ static struct znode_ver *ver_new_empty(void)
 void tree_node_publish(struct znode *n, struct znode_ver *nv)
 {
 	struct znode_ver *old = n->ver;
-	TSAN_RELEASE(n);
-	rcu_assign_pointer(n->ver, nv);
+	atomic_store_explicit(&n->ver, nv, memory_order_release);
 	ver_retire(old);
 }
 
@@ -419,8 +418,10 @@ void tree_foreach(struct ztree *t, void (*fn)(void *arg, const struct znode *n),
 	struct cds_lfht_iter it;
 	struct znode *n;
 	rcu_read_lock();
-	cds_lfht_for_each_entry(t->ht, &it, n, hnode)
+	cds_lfht_for_each_entry(t->ht, &it, n, hnode) {
+		TSAN_ACQUIRE(n);   /* pairs with node_insert's release */
 		fn(arg, n);
+	}
 	rcu_read_unlock();
 }
 

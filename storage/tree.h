@@ -63,7 +63,10 @@ struct znode_ver {
 struct znode {
 	struct cds_lfht_node hnode;
 	struct rcu_head rcu;
-	struct znode_ver *ver;      /* RCU-published; writer replaces it */
+	/* RCU-published; the writer replaces it. An atomic (release store,
+	 * acquire load: plain moves on x86) rather than rcu_assign_pointer, so
+	 * ThreadSanitizer sees the publication too. */
+	_Atomic(struct znode_ver *) ver;
 	uint32_t path_len;
 	char path[];                /* NUL-terminated */
 };
@@ -85,9 +88,7 @@ void tree_free(struct ztree *t);
 struct znode *tree_lookup(struct ztree *t, const char *path, size_t len);
 static inline const struct znode_ver *tree_ver(const struct znode *n)
 {
-	const struct znode_ver *v = rcu_dereference(((struct znode *)n)->ver);
-	TSAN_ACQUIRE((void *)n);   /* pairs with node_publish's release (see tsan.h) */
-	return v;
+	return atomic_load_explicit(&((struct znode *)n)->ver, memory_order_acquire);
 }
 /* The Stat a client sees for this version. */
 void tree_client_stat(const struct znode_ver *v, struct zk_stat *out);

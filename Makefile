@@ -30,13 +30,13 @@ DEB_TEST  = zookeeper zookeeper-bin default-jre-headless python3 python3-kazoo \
 DEB_ALL   = $(DEB_BUILD) $(DEB_TEST)
 
 LIB_SRC  := $(sort $(wildcard net/*.c storage/*.c processors/*.c election/*.c server/*.c))
-LIB_SRC  := $(filter-out server/main.c,$(LIB_SRC))
+LIB_SRC  := $(filter-out server/main.c server/zkd_dump.c,$(LIB_SRC))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 
 .PHONY: all deps run test unit integration conformance asan tsan stress bench clean
-all: $(BUILD)/zkd bin/zkd
+all: $(BUILD)/zkd bin/zkd $(BUILD)/zkd-dump bin/zkd-dump
 
 deps:
 	@missing=""; for p in $(DEB_ALL); do \
@@ -63,6 +63,14 @@ bin/zkd: $(BUILD)/zkd
 	@mkdir -p bin
 	ln -sf ../$(BUILD)/zkd bin/zkd
 
+# zkd-dump: prints txn log and snapshot files readably (server/zkd_dump.c)
+$(BUILD)/zkd-dump: $(BUILD)/server/zkd_dump.o $(BUILD)/libzkd.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+bin/zkd-dump: $(BUILD)/zkd-dump
+	@mkdir -p bin
+	ln -sf ../$(BUILD)/zkd-dump bin/zkd-dump
+
 $(BUILD)/unit_tests: $(UNIT_OBJ) $(BUILD)/libzkd.a
 	$(CC) $(LDFLAGS) -o $@ $^ -lcriterion $(LDLIBS)
 
@@ -75,7 +83,7 @@ run: deps all
 unit: $(BUILD)/unit_tests
 	$(BUILD)/unit_tests --jobs 2
 
-integration: $(BUILD)/zkd $(BUILD)/zkc_test
+integration: $(BUILD)/zkd $(BUILD)/zkd-dump $(BUILD)/zkc_test
 	/usr/bin/python3 tests/integration/test_storage_interop.py
 	ZKD=$(BUILD)/zkd ZKC_TEST=$(BUILD)/zkc_test bash tests/integration/run.sh
 
@@ -102,7 +110,7 @@ conformance: deps $(BUILD)/zkd
 clean:
 	rm -rf build build-asan build-tsan bin
 
--include $(LIB_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BUILD)/server/main.d
+-include $(LIB_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BUILD)/server/main.d $(BUILD)/server/zkd_dump.d
 
 # ---- bench (bench/README.md): zkbench, the probes, and `make bench` = a short compare run.
 BENCH_ZKBENCH_OBJ := $(patsubst %.c,$(BUILD)/%.o,bench/zkbench.c bench/engine.c bench/hist.c \

@@ -1249,7 +1249,8 @@ size_t processors_describe_watches(char *out, size_t cap, char mode)
 	for (size_t i = 0; i < l.n; i++)
 		l.v[i].sid = session_of((net_addr)l.v[i].sid);
 	pthread_mutex_unlock(&registry_lock);
-	qsort(l.v, l.n, sizeof *l.v, mode == 'p' ? by_path : by_sid);
+	if (l.n)   /* qsort(NULL, 0, ...) is undefined */
+		qsort(l.v, l.n, sizeof *l.v, mode == 'p' ? by_path : by_sid);
 	/* a watch on one path in both managers is one line */
 	size_t n = 0;
 	for (size_t i = 0; i < l.n; i++) {
@@ -1267,7 +1268,8 @@ size_t processors_describe_watches(char *out, size_t cap, char mode)
 		size_t sessions = 0, paths = 0;
 		for (size_t i = 0; i < n; i++)
 			sessions += i == 0 || l.v[i].sid != l.v[i - 1].sid;
-		qsort(l.v, n, sizeof *l.v, by_path);
+		if (n)
+			qsort(l.v, n, sizeof *l.v, by_path);
 		for (size_t i = 0; i < n; i++)
 			paths += i == 0 || strcmp(l.v[i].path, l.v[i - 1].path) != 0;
 		PUT("%zu connections watching %zu paths\nTotal watches:%ld\n", sessions, paths, watch_total());

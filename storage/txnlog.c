@@ -27,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -150,9 +149,13 @@ static int preallocate(struct txnlog *l, int64_t end)
 	int e = errno;
 	if (e != EOPNOTSUPP && e != ENOSYS && e != ENOSPC && e != EINVAL)
 		return fail(l, "cannot preallocate", e);
-	if (e == ENOSPC)
+	if (e == ENOSPC) {
+		/* ext4 keeps what a failed fallocate got: give it back first */
+		if (fio_ftruncate(l->fd, l->file_size) != 0)
+			return fail(l, "cannot undo a failed preallocation", errno);
 		log_warn("txn log %s/%s: no room to preallocate %" PRId64 " bytes; extending sparsely (the disk is nearly full)",
 			 l->vdir, l->name, want - l->file_size);
+	}
 	static const uint8_t zero = 0;
 	if (fio_pwrite_all(l->fd, &zero, 1, (off_t)(want - 1)) != 0)
 		return fail(l, "cannot extend the file", errno);
@@ -569,24 +572,33 @@ static int replay_file(struct replay *rp, const struct dd_file *f, bool is_last,
 			close(fd);
 		return -1;
 	}
+	/* read, not mmap: a read fault on a sparse tail (tmpfs near full) or a
+	 * disk error would be a SIGBUS, not a message naming the file */
 	size_t size = (size_t)st.st_size;
-	const uint8_t *p = NULL;
-	if (size > 0) {
-		void *m = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (m == MAP_FAILED) {
-			snprintf(rp->err, rp->errlen, "%s/%s: cannot map %zu bytes: %s", rp->vdir, f->name, size,
-				 strerror(errno));
+	uint8_t *p = size ? malloc(size) : NULL;
+	if (size && !p) {
+		snprintf(rp->err, rp->errlen, "%s/%s: cannot allocate %zu bytes to read it", rp->vdir, f->name, size);
+		close(fd);
+		return -1;
+	}
+	size_t got = 0;
+	while (got < size) {
+		ssize_t r = pread(fd, p + got, size - got, (off_t)got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			snprintf(rp->err, rp->errlen, "%s/%s: read error at offset %zu: %s", rp->vdir, f->name, got,
+				 r < 0 ? strerror(errno) : "unexpected end of file");
+			free(p);
 			close(fd);
 			return -1;
 		}
-		madvise(m, size, MADV_SEQUENTIAL);
-		p = m;
+		got += (size_t)r;
 	}
 	close(fd);
 	static const uint8_t nothing[1];
 	int rc = replay_map(rp, p ? p : nothing, size, f, is_last, next);
-	if (p)
-		munmap((void *)p, size);
+	free(p);
 	return rc;
 }
 

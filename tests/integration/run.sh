@@ -327,6 +327,7 @@ fi
 # zkd-only: these start their own zkd (needs $ZKD) with settings of their own
 if [[ -n "${ZKD_PID:-}" ]]; then
   pytest_suite nodes test_nodes.py
+  pytest_suite crash test_crash.py      # kill -9, torn/corrupt logs, disk full, zkd-dump (needs zkd-dump beside $ZKD)
 fi
 
 # ---------------------------------------------------------------- teardown

@@ -39,6 +39,9 @@ struct zk_stats {
 	atomic_long lat_min_us;
 	atomic_long lat_max_us;
 	atomic_long reads, writes;      /* I/O threads */
+	/* zkd-sync, per group commit: the fdatasync's time and the batch size */
+	atomic_long fsync_count, fsync_total_us, fsync_min_us, fsync_max_us;
+	atomic_long batch_count, batch_total, batch_min, batch_max;
 };
 
 struct zk_limits {
@@ -60,6 +63,7 @@ struct zk_storage {
 	int snap_count;                 /* snapshot after about this many txns */
 	int purge_interval_h;           /* autopurge.purgeInterval; 0 = never */
 	int snap_retain;                /* autopurge.snapRetainCount */
+	int fsync_warn_ms;              /* fsync.warningthresholdms */
 };
 
 /* The server's state shared by the stages and the read path. */

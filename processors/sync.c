@@ -31,6 +31,7 @@
 
 struct syncer {
 	struct zk_state *st;
+	long batch;                     /* zkd-sync only: txns appended in this batch */
 	long since_snap;                /* zkd-sync only */
 	long snap_at;
 	/* zkd-snap's wake-up: Sync sets `pending` under the lock and signals */
@@ -64,15 +65,38 @@ static void sync_handle(struct stage *s, struct zreq *r)
 		if (txnlog_append(y->st->storage.log, &r->txn) != 0)
 			die(y, "append");
 		y->since_snap++;
+		y->batch++;
 	}
 	stage_forward(s, r);
+}
+
+/* min/max/count/total of a summary: one writer (zkd-sync), mntr reads */
+static void summary_add(atomic_long *count, atomic_long *total, atomic_long *min, atomic_long *max, long v)
+{
+	long n = atomic_fetch_add_explicit(count, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(total, v, memory_order_relaxed);
+	if (n == 0 || v < atomic_load_explicit(min, memory_order_relaxed))
+		atomic_store_explicit(min, v, memory_order_relaxed);
+	if (v > atomic_load_explicit(max, memory_order_relaxed))
+		atomic_store_explicit(max, v, memory_order_relaxed);
 }
 
 static void sync_batch_done(struct stage *s)
 {
 	struct syncer *y = s->ctx;
+	struct zk_stats *k = &y->st->stats;
 	if (txnlog_sync(y->st->storage.log) != 0)
 		die(y, "write or fdatasync");
+	if (y->batch) {
+		long us = (long)txnlog_last_fsync_us(y->st->storage.log);
+		summary_add(&k->fsync_count, &k->fsync_total_us, &k->fsync_min_us, &k->fsync_max_us, us);
+		summary_add(&k->batch_count, &k->batch_total, &k->batch_min, &k->batch_max, y->batch);
+		y->batch = 0;
+		if (us / 1000 > y->st->storage.fsync_warn_ms)
+			log_warn("fsync-ing the write ahead log in zkd-sync took %ld ms which will adversely "
+				 "effect operation latency; file size is %" PRId64 " bytes (fsync.warningthresholdms=%d)",
+				 us / 1000, txnlog_file_size(y->st->storage.log), y->st->storage.fsync_warn_ms);
+	}
 	if (y->since_snap < y->snap_at)
 		return;
 	y->since_snap = 0;

@@ -99,6 +99,7 @@ void config_defaults(struct zkd_config *cfg)
 	cfg->admin_server_port = 8080;
 	copy_str(cfg->admin_server_address, sizeof cfg->admin_server_address, "0.0.0.0");
 	cfg->container_check_interval_ms = 60000;
+	cfg->fsync_warning_threshold_ms = 1000;
 	cfg->container_max_per_minute = 10000;
 }
 
@@ -379,6 +380,8 @@ static const struct key_spec key_specs[] = {
 	CLAMPED_KEY("snapCount", snap_count, 2, true),
 	/* ZooKeeper syncs unless this is "no"; yes/no/true/false all mean what they say here */
 	SYS_BOOL_KEY("forceSync", force_sync),
+	/* SyncRequestProcessor warns when one fsync takes longer than this */
+	SYS_INT_KEY("fsync.warningthresholdms", fsync_warning_threshold_ms, 0, INT_MAX),
 	SYS_INT_KEY("preAllocSize", pre_alloc_size_kb, 1, INT_MAX),
 	SYS_BOOL_KEY("admin.enableServer", admin_enable_server),
 	SYS_INT_KEY("admin.serverPort", admin_server_port, 0, 65535),

@@ -53,6 +53,7 @@ struct zkd_config {
 	int autopurge_snap_retain_count; /* default 3 */
 	int autopurge_purge_interval;    /* hours; default 0 */
 	bool force_sync;            /* forceSync; default yes */
+	int fsync_warning_threshold_ms; /* fsync.warningthresholdms; default 1000 */
 	int pre_alloc_size_kb;      /* preAllocSize; default 65536 */
 	bool standalone_enabled;    /* default true */
 	bool reconfig_enabled;      /* default false */

@@ -93,6 +93,19 @@ static void count_ephemeral(void *arg, const struct znode *n)
 		((struct eph_count *)arg)->n++;
 }
 
+/* A ZooKeeper summary metric as mntr prints it: avg, min, max, cnt, sum
+ * (times in ms: `scale` turns our µs into them). */
+static void summary(struct out *o, const char *name, atomic_long *cnt, atomic_long *sum,
+		    atomic_long *min, atomic_long *max, double scale)
+{
+	long n = atomic_load(cnt), total = atomic_load(sum);
+	say(o, "zk_avg_%s\t%.4f\n", name, n ? (double)total / (double)n / scale : 0.0);
+	say(o, "zk_min_%s\t%.0f\n", name, (double)atomic_load(min) / scale);
+	say(o, "zk_max_%s\t%.0f\n", name, (double)atomic_load(max) / scale);
+	say(o, "zk_cnt_%s\t%ld\n", name, n);
+	say(o, "zk_sum_%s\t%.0f\n", name, (double)total / scale);
+}
+
 static void mntr(struct out *o, struct zkd_server *srv)
 {
 	struct net_stats ns;
@@ -122,6 +135,9 @@ static void mntr(struct out *o, struct zkd_server *srv)
 	say(o, "zk_local_sessions\t0\n");
 	say(o, "zk_uptime\t%" PRId64 "\n", wall_ms() - srv->started_ms);
 	say(o, "zk_last_zxid\t0x%llx\n", (unsigned long long)atomic_load(&srv->st.last_applied));
+	summary(o, "fsynctime", &s->fsync_count, &s->fsync_total_us, &s->fsync_min_us, &s->fsync_max_us, 1000.0);
+	summary(o, "sync_processor_batch_size", &s->batch_count, &s->batch_total, &s->batch_min,
+		&s->batch_max, 1.0);
 	say(o, "zk_read_requests\t%ld\n", atomic_load(&s->reads));
 	say(o, "zk_write_requests\t%ld\n", atomic_load(&s->writes));
 }

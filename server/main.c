@@ -126,6 +126,7 @@ static void storage_from_config(const struct zkd_config *cfg, struct zk_storage 
 	s->snap_count = cfg->snap_count;
 	s->purge_interval_h = cfg->autopurge_purge_interval;
 	s->snap_retain = cfg->autopurge_snap_retain_count;
+	s->fsync_warn_ms = cfg->fsync_warning_threshold_ms;
 }
 
 /* Sessions found on disk, kept until the tracker runs (main thread only). */

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -65,6 +66,7 @@ struct txnlog {
 	char errmsg[320];
 	int64_t last_appended;
 	int64_t last_durable;
+	int64_t last_fsync_us;      /* how long the last txnlog_sync's fdatasync took */
 };
 
 /* ---- writing ------------------------------------------------------------ */
@@ -226,9 +228,15 @@ int txnlog_sync(struct txnlog *l)
 		return -1;
 	if (l->fd >= 0 && write_out(l) != 0)
 		return -1;
+	l->last_fsync_us = 0;
 	if (l->force_sync) {
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		if (l->data_dirty && fio_fdatasync(l->fd) != 0)
 			return fail(l, "fdatasync failed", errno);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		if (l->data_dirty)
+			l->last_fsync_us = (t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000;
 		if (l->dir_dirty && fio_fsync_dir(l->vdir) != 0)
 			return fail(l, "fsync of the directory failed", errno);
 	}
@@ -631,4 +639,14 @@ int txnlog_replay(const char *dir, int64_t after_zxid, txnlog_replay_fn fn, void
 	free(files);
 	free(vdir);
 	return rc;
+}
+
+int64_t txnlog_last_fsync_us(const struct txnlog *l)
+{
+	return l->last_fsync_us;
+}
+
+int64_t txnlog_file_size(const struct txnlog *l)
+{
+	return l->file_off;
 }

@@ -76,6 +76,10 @@ bool txnlog_failed(const struct txnlog *l);
 const char *txnlog_error(const struct txnlog *l);
 /* The last zxid a successful txnlog_sync made durable (-1 before any). */
 int64_t txnlog_durable_zxid(const struct txnlog *l);
+/* How long the fdatasync of the last txnlog_sync took (0 if it had none). */
+int64_t txnlog_last_fsync_us(const struct txnlog *l);
+/* Bytes written to the current log file (not counting preallocation). */
+int64_t txnlog_file_size(const struct txnlog *l);
 /* The last zxid appended (-1 before any). */
 int64_t txnlog_last_appended_zxid(const struct txnlog *l);
 /* The current file's name ("" when none is open). */

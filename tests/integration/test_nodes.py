@@ -173,3 +173,27 @@ def test_watch_four_letter_words(server):
         assert "/w4\n\t0x%x\n" % sid in wchp, wchp
         c.call(zkraw.delete("/w4"))
         assert "Total watches:0" in zkraw.four_letter(server, "wchs")
+
+
+def mntr(addr):
+    out = {}
+    for line in zkraw.four_letter(addr, "mntr").splitlines():
+        if "\t" in line:
+            k, v = line.split("\t", 1)
+            out[k] = v
+    return out
+
+
+def test_mntr_counts_group_commits_and_their_txns(server):
+    with ZKRaw(server) as c:
+        before = mntr(server)
+        reps = zkraw.pipeline(c, [zkraw.create("/gc-%d" % i) for i in range(200)])
+        assert all(r.err == 0 for r in reps)
+        after = mntr(server)
+        txns = int(after["zk_sum_sync_processor_batch_size"]) - int(before["zk_sum_sync_processor_batch_size"])
+        commits = int(after["zk_cnt_fsynctime"]) - int(before["zk_cnt_fsynctime"])
+        assert txns == 200, "every create is one txn of some group commit (got %d)" % txns
+        assert 1 <= commits <= 200, commits
+        assert int(after["zk_max_sync_processor_batch_size"]) >= 1
+        reps = zkraw.pipeline(c, [zkraw.delete("/gc-%d" % i) for i in range(200)])
+        assert all(r.err == 0 for r in reps)

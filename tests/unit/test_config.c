@@ -835,3 +835,11 @@ Test(config, container_interval_must_be_positive)
 {
 	cr_assert_eq(load("dataDir=$D\nclientPort=2181\nznode.container.checkIntervalMs=0\n"), -1);
 }
+
+Test(config, fsync_warning_threshold)
+{
+	assert_loads("dataDir=$D\nclientPort=2181\n");
+	cr_assert_eq(cfg.fsync_warning_threshold_ms, 1000, "ZooKeeper's default");
+	assert_loads("dataDir=$D\nclientPort=2181\nzookeeper.fsync.warningthresholdms=50\n");
+	cr_assert_eq(cfg.fsync_warning_threshold_ms, 50);
+}

@@ -42,7 +42,6 @@ watchdog.  ZK_HOSTILE_SEED fixes the random cases' seed (printed).
 """
 import os
 import random
-import signal
 import socket
 import struct
 import threading
@@ -63,21 +62,7 @@ SEED = int(os.environ.get("ZK_HOSTILE_SEED", "0")) or random.randrange(1, 1 << 3
 
 # ---------------------------------------------------------------- fixtures
 
-class _Watchdog(Exception):
-    pass
-
-
-@pytest.fixture(autouse=True)
-def watchdog():
-    def on_alarm(signum, frame):
-        raise _Watchdog("test exceeded %ds" % TEST_TIMEOUT)
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(TEST_TIMEOUT)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
+# watchdog (per-test SIGALRM, TEST_TIMEOUT above): conftest.py
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ against deadlines, and every test is bounded by a SIGALRM watchdog.
 """
 import os
 import re
-import signal
 import socket
 import threading
 import time
@@ -58,21 +57,7 @@ def wait_for(cond, timeout, what):
 # fixtures
 
 
-class _Watchdog(Exception):
-    pass
-
-
-@pytest.fixture(autouse=True)
-def watchdog():
-    def on_alarm(signum, frame):
-        raise _Watchdog("test exceeded %ds" % TEST_TIMEOUT)
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(TEST_TIMEOUT)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
+# watchdog (per-test SIGALRM, TEST_TIMEOUT above): conftest.py
 
 
 class StateLog:

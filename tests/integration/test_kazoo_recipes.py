@@ -14,7 +14,6 @@ sleeps are short "work" inside critical sections, which widen the window in
 which an overlap would show.
 """
 import os
-import signal
 import threading
 import time
 import uuid
@@ -107,21 +106,7 @@ class Violations:
 # fixtures
 
 
-class _Watchdog(Exception):
-    pass
-
-
-@pytest.fixture(autouse=True)
-def watchdog():
-    def on_alarm(signum, frame):
-        raise _Watchdog("test exceeded %ds" % TEST_TIMEOUT)
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(TEST_TIMEOUT)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
+# watchdog (per-test SIGALRM, TEST_TIMEOUT above): conftest.py
 
 
 @pytest.fixture

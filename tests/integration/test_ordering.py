@@ -25,7 +25,6 @@ znode, removed at the end.  Validated against Apache ZooKeeper 3.8.
 import collections
 import os
 import random
-import signal
 import threading
 import time
 import uuid
@@ -49,21 +48,7 @@ def rounds(n):
 
 # ---------------------------------------------------------------- fixtures
 
-class _Watchdog(Exception):
-    pass
-
-
-@pytest.fixture(autouse=True)
-def watchdog():
-    def on_alarm(signum, frame):
-        raise _Watchdog("test exceeded %ds" % TEST_TIMEOUT)
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(TEST_TIMEOUT)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
+# watchdog (per-test SIGALRM, TEST_TIMEOUT above): conftest.py
 
 
 @pytest.fixture

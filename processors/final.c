@@ -23,6 +23,7 @@
 
 struct final {
 	struct zk_state *st;
+	struct zab_ops ops;         /* leader: sync_done; zeroed standalone */
 };
 
 static struct final final_state;
@@ -291,7 +292,10 @@ static void final_handle(struct stage *s, struct zreq *r)
 	if (r->txn.zxid)
 		atomic_store_explicit(&f->st->last_applied, r->txn.zxid, memory_order_release);
 	int64_t zxid = atomic_load_explicit(&f->st->last_applied, memory_order_relaxed);
-	atomic_fetch_sub_explicit(&f->st->stats.outstanding, 1, memory_order_relaxed);
+	if (r->learner_sid && r->type == ZOP_SYNC && f->ops.sync_done)
+		f->ops.sync_done(f->ops.ctx, r->learner_sid);
+	if (r->counted)
+		atomic_fetch_sub_explicit(&f->st->stats.outstanding, 1, memory_order_relaxed);
 	if (!r->msg.to) {           /* expiry: nobody waits for a reply */
 		free(multi_stats);
 		zreq_free(r);
@@ -308,9 +312,13 @@ static void final_batch_done(struct stage *s)
 	notify_kick();
 }
 
-void final_init(struct stage *s, struct zk_state *st)
+void final_init(struct stage *s, struct zk_state *st, const struct zab_ops *ops)
 {
 	final_state.st = st;
+	if (ops)
+		final_state.ops = *ops;
+	else
+		memset(&final_state.ops, 0, sizeof final_state.ops);
 	stage_init(s, "zkd-final", final_handle, NULL, &final_state);
 	s->batch_done = final_batch_done;
 }

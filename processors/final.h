@@ -7,6 +7,6 @@
 #include "processors.h"
 #include "stage.h"
 
-void final_init(struct stage *s, struct zk_state *st);
+void final_init(struct stage *s, struct zk_state *st, const struct zab_ops *ops);
 
 #endif

@@ -68,6 +68,12 @@ struct eph_set {                    /* ephemerals of one session */
 struct prep {
 	struct zk_state *st;
 	int64_t next_zxid;
+	/* A learner's Prep only forwards (zkd-prep owns all of these): */
+	bool learner;
+	struct zab_ops ops;
+	struct zreq **fwd;
+	int n_fwd, cap_fwd;
+	struct jute_writer out;
 	struct change *table[CHANGE_BUCKETS];
 	struct change *fifo_head, *fifo_tail;
 	struct eph_set *eph[EPH_BUCKETS];
@@ -790,6 +796,39 @@ static int prep_one(struct prep *p, struct zreq *r)
 	}
 }
 
+/* A learner decides nothing: ZooKeeper's FollowerRequestProcessor sends
+ * every write (and sync, and session create/close) to the leader, and
+ * Commit waits for the leader's txn to answer the client. */
+static void forward_handle(struct stage *s, struct zreq *r)
+{
+	struct prep *p = s->ctx;
+	r->local = true;
+	if (p->n_fwd == p->cap_fwd) {
+		int cap = p->cap_fwd ? p->cap_fwd * 2 : 64;
+		struct zreq **v = realloc(p->fwd, (size_t)cap * sizeof *v);
+		if (!v)
+			abort();
+		p->fwd = v;
+		p->cap_fwd = cap;
+	}
+	p->fwd[p->n_fwd++] = r;
+	stage_forward(s, r);
+}
+
+static void forward_batch_done(struct stage *s)
+{
+	struct prep *p = s->ctx;
+	if (!p->n_fwd)
+		return;
+	/* Encode while the requests are ours, hand them to Commit, and only
+	 * then let the leader see them: its answer must find them there. */
+	p->out.len = 0;
+	p->ops.forward(p->ops.ctx, p->fwd, p->n_fwd, &p->out);
+	p->n_fwd = 0;
+	stage_flush(s);
+	p->ops.send(p->ops.ctx, p->out.buf, p->out.len);
+}
+
 static void prep_handle(struct stage *s, struct zreq *r)
 {
 	struct prep *p = s->ctx;
@@ -823,10 +862,25 @@ static void prep_handle(struct stage *s, struct zreq *r)
 
 void prep_init(struct stage *s, struct stage *next, struct zk_state *st)
 {
+	prep_init_role(s, next, st, ZK_STANDALONE, NULL, atomic_load(&st->last_applied) + 1);
+}
+
+void prep_init_role(struct stage *s, struct stage *next, struct zk_state *st, enum zk_role role,
+		    const struct zab_ops *ops, int64_t next_zxid)
+{
 	struct prep *p = &prep_state;
+	prep_free();
 	memset(p, 0, sizeof *p);
 	p->st = st;
-	p->next_zxid = atomic_load(&st->last_applied) + 1;
+	p->next_zxid = next_zxid;
+	p->learner = role == ZK_FOLLOWER || role == ZK_OBSERVER;
+	if (p->learner) {
+		p->ops = *ops;
+		jute_writer_init(&p->out, 4096);
+		stage_init(s, "zkd-prep", forward_handle, next, p);
+		s->batch_done = forward_batch_done;
+		return;
+	}
 	tree_foreach(st->tree, eph_seed_one, p);
 	stage_init(s, "zkd-prep", prep_handle, next, p);
 }
@@ -834,6 +888,12 @@ void prep_init(struct stage *s, struct stage *next, struct zk_state *st)
 void prep_free(void)
 {
 	struct prep *p = &prep_state;
+	free(p->fwd);
+	p->fwd = NULL;
+	p->n_fwd = p->cap_fwd = 0;
+	if (p->learner)
+		jute_writer_free(&p->out);
+	p->learner = false;
 	while (p->fifo_head) {
 		struct change *c = p->fifo_head;
 		p->fifo_head = c->fnext;

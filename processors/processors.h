@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "net/jute.h"
 #include "net/net.h"
 #include "storage/tree.h"
 
@@ -64,6 +65,8 @@ struct zk_storage {
 	int purge_interval_h;           /* autopurge.purgeInterval; 0 = never */
 	int snap_retain;                /* autopurge.snapRetainCount */
 	int fsync_warn_ms;              /* fsync.warningthresholdms */
+	int64_t log_prealloc;           /* preAllocSize in bytes, to reopen the log */
+	bool log_force_sync;            /* forceSync */
 };
 
 /* The server's state shared by the stages and the read path. */
@@ -80,10 +83,98 @@ struct zk_state {
 	 * it). Set by server/ before start. */
 	void (*on_session_created)(void *arg, int64_t session_id);
 	void *on_session_created_arg;
+	/* Clients are served (connect, requests) only while this is set: always
+	 * standalone; in an ensemble from UPTODATE until the peer leaves its
+	 * role. Written by the peer thread (election/), read by I/O threads. */
+	atomic_bool serving;
+	/* The role the pipeline runs in now (enum zk_role); peer thread writes
+	 * while the stages are stopped, anyone reads. */
+	atomic_int role;
 };
 
-/* Starts Prep, Proposal, Sync, Commit and Final. The tree must be loaded and
- * last_applied set. Returns 0 or -1 (logged). */
+/* ---- the ensemble's hooks ------------------------------------------------------
+ *
+ * In an ensemble the chain depends on the role (see pipeline.c):
+ *   leader:   Prep -> Proposal -> Sync -> Commit -> Final
+ *   follower: Prep (forwards to the leader) -> Commit;  PROPOSAL -> Sync -> Commit -> Final
+ *   observer: Prep (forwards) -> Commit;  INFORM -> Sync -> Commit -> Final
+ * election/ implements zab_ops (the stages call them on their own threads)
+ * and feeds the pipeline with the processors_zab_* functions below. */
+enum zk_role { ZK_STANDALONE, ZK_LEADER, ZK_FOLLOWER, ZK_OBSERVER };
+
+struct zreq;
+
+struct zab_ops {
+	void *ctx;
+	int64_t myid;
+	/* leader, zkd-proposal: send PROPOSAL for these txns (r->qdata). */
+	void (*propose)(void *ctx, struct zreq **v, int n);
+	/* leader, zkd-commit: these are committed, in zxid order: COMMIT to
+	 * followers, INFORM to observers, keep them for syncing learners. */
+	void (*commit)(void *ctx, struct zreq **v, int n);
+	/* leader, zkd-commit: true if these sids hold a quorum. */
+	bool (*has_quorum)(void *ctx, const int64_t *sids, int n);
+	/* leader, zkd-final: a learner's sync went through; answer it. */
+	void (*sync_done)(void *ctx, int64_t learner_sid);
+	/* follower, zkd-commit: these zxids are logged: ACK them. */
+	void (*ack)(void *ctx, const int64_t *zxids, int n);
+	/* learner, zkd-prep: encode these requests as REQUEST packets into out
+	 * (Prep hands the requests on to Commit, then calls send). */
+	void (*forward)(void *ctx, struct zreq **v, int n, struct jute_writer *out);
+	/* learner, zkd-prep: write these encoded packets to the leader. */
+	void (*send)(void *ctx, const uint8_t *p, size_t len);
+	/* learner, zkd-commit: a marker (processors_zab_marker) got here, so
+	 * every txn queued before it is on disk. */
+	void (*marker)(void *ctx, int64_t tag);
+};
+
+/* For election/'s hooks (the zreq itself is processors/' own): */
+int64_t processors_req_zxid(const struct zreq *r);
+/* The txn as TxnHeader + record, as PROPOSAL and INFORM carry it. */
+const uint8_t *processors_req_txn(const struct zreq *r, size_t *len);
+/* A request a learner forwards: the REQUEST packet's data (sessionId,
+ * cxid, type, body) appended to body, its identities as a vector<Id> to
+ * auth; false when it has none beyond its address. */
+bool processors_req_forward(const struct zreq *r, struct jute_writer *body, struct jute_writer *auth);
+
+/* Restarts the stage threads for `role` (stopping them first if running);
+ * Prep's next zxid is next_zxid. ops is NULL standalone. */
+int processors_start_role(struct zk_state *st, enum zk_role role, const struct zab_ops *ops, int64_t next_zxid);
+/* Peer thread: stops the stages and drops whatever they still held (their
+ * clients' connections are being closed), syncing the log first. */
+void processors_stop_role(void);
+/* Any thread: posts a close to every client connection (a server that
+ * leaves its role drops its clients, as ZooKeeper does). */
+void processors_close_all_clients(const char *why);
+
+/* Learner thread: a PROPOSAL's (or an INFORM's) data -> Sync. -1 if it
+ * does not decode. */
+int processors_zab_txn(struct zk_state *st, const uint8_t *data, size_t len);
+/* Learner thread: COMMIT of zxid (and all before it) -> Commit. */
+void processors_zab_commit(int64_t zxid);
+/* Learner thread: the leader's SYNC answer -> Commit. */
+void processors_zab_sync(void);
+/* Learner thread: a marker down Sync -> Commit, which calls ops->marker. */
+void processors_zab_marker(int64_t tag);
+/* Leader (learner handler threads): sid acked zxid -> Commit. */
+void processors_zab_ack(int64_t sid, int64_t zxid);
+/* Leader (learner handler threads): a request a learner forwarded -> Prep.
+ * authinfo is the packet's vector<Id> (count included), may be NULL. */
+int processors_zab_request(struct zk_state *st, int64_t learner_sid, const uint8_t *data, size_t len,
+			   const uint8_t *authinfo, size_t authinfo_len);
+/* Leader: every live session's deadline restarts at now + its timeout and
+ * the tracker files them all (a new leader has not seen their traffic). */
+void processors_sessions_touch_all(struct zk_state *st, void (*track)(void *arg, int64_t id));
+/* Learner: appends (id, timeout) of every session touched here since the
+ * last call as a PING's payload (long, int each). */
+void processors_sessions_touched(struct zk_state *st, struct jute_writer *w);
+/* Leader: a learner reported a touch. */
+void processors_session_touch(struct zk_state *st, int64_t id, int32_t timeout);
+/* Leader: REVALIDATE: true if the session lives (and then touches it). */
+bool processors_session_valid(struct zk_state *st, int64_t id, int32_t timeout);
+
+/* Starts Prep, Proposal, Sync, Commit and Final standalone. The tree must
+ * be loaded and last_applied set. Returns 0 or -1 (logged). */
 int processors_start(struct zk_state *st);
 /* Stops the stage threads. Requests still queued stay there until
  * processors_cleanup, which runs once nothing can submit any more (after

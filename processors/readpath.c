@@ -167,8 +167,11 @@ static void touch_session(struct client *cl)
 		return;
 	rcu_read_lock();
 	struct zsession *s = sessions_find(cl->st->sessions, cl->session_id);
-	if (s)
+	if (s) {
 		atomic_store_explicit(&s->deadline_ms, mono_ms() + cl->timeout_ms, memory_order_relaxed);
+		if (!atomic_load_explicit(&s->touched, memory_order_relaxed))
+			atomic_store_explicit(&s->touched, true, memory_order_relaxed);
+	}
 	rcu_read_unlock();
 }
 
@@ -241,6 +244,7 @@ static void unthrottle_one(struct client *cl)
 static void submit(struct client *cl, struct zreq *r)
 {
 	cl->in_flight++;
+	r->counted = true;
 	long n = atomic_fetch_add_explicit(&cl->st->stats.outstanding, 1, memory_order_relaxed) + 1;
 	throttle_if_needed(cl, n);
 	pipeline_submit(r);
@@ -1062,6 +1066,12 @@ static int on_frame(void *ctx, struct net_conn *c, const uint8_t *p, size_t len)
 	struct client *cl = net_conn_user(c);
 	if (!cl)
 		return -1;
+	if (!atomic_load_explicit(&cl->st->serving, memory_order_acquire)) {
+		/* ZooKeeper: "ZooKeeperServer not running"; the client tries
+		 * another server */
+		log_info("client %s: closing, this server is not serving (no leader or quorum)", cl->peer);
+		return -1;
+	}
 	switch (cl->state) {
 	case CL_NEW:
 		return handle_connect(cl, p, len);
@@ -1161,6 +1171,24 @@ void processors_net_callbacks(struct zk_state *st, struct net_callbacks *cb)
 }
 
 /* ---- `cons` and `srst` ---------------------------------------------------------------- */
+
+void processors_close_all_clients(const char *why)
+{
+	int n = 0;
+	pthread_mutex_lock(&registry_lock);
+	for (struct client *cl = registry; cl; cl = cl->next) {
+		struct zreq *z = zreq_new(0, 0, ZOP_CLOSE, NULL, 0);
+		if (!z)
+			continue;
+		z->close_after = true;
+		z->msg.to = cl->addr;
+		net_post(cl->addr, &z->msg);
+		n++;
+	}
+	pthread_mutex_unlock(&registry_lock);
+	if (n)
+		log_info("closing %d client connection(s): %s", n, why);
+}
 
 size_t processors_describe_conns(char *out, size_t cap)
 {

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "acl.h"
+#include "processors.h"
 
 struct zreq *zreq_new(int64_t session_id, int32_t xid, int32_t type, const uint8_t *body, size_t len)
 {
@@ -40,5 +41,37 @@ void zreq_free(struct zreq *r)
 	ztxn_clear(&r->txn);
 	free(r->ids);
 	free(r->reply);
+	free(r->qdata);
+	free(r->acks);
 	free(r);
+}
+
+int64_t processors_req_zxid(const struct zreq *r)
+{
+	return r->txn.zxid;
+}
+
+const uint8_t *processors_req_txn(const struct zreq *r, size_t *len)
+{
+	*len = r->qlen;
+	return r->qdata;
+}
+
+bool processors_req_forward(const struct zreq *r, struct jute_writer *body, struct jute_writer *auth)
+{
+	jute_write_long(body, r->session_id);
+	jute_write_int(body, r->xid);
+	jute_write_int(body, r->type);
+	if (r->type == ZOP_CREATESESSION)
+		jute_write_int(body, r->txn.timeout);   /* what ZooKeeper's learners send */
+	else if (r->body_len)
+		jute_write_raw(body, r->body, r->body_len);
+	if (!r->ids)
+		return false;
+	jute_write_int(auth, r->ids->n);
+	for (int i = 0; i < r->ids->n; i++) {
+		jute_write_string(auth, r->ids->v[i].scheme);
+		jute_write_string(auth, r->ids->v[i].id);
+	}
+	return true;
 }

@@ -37,6 +37,23 @@ struct zreq {
 	uint8_t *reply;
 	size_t reply_len;
 	bool close_after;           /* close the connection once the reply is out */
+	/* The ensemble (commit.c, proposal.c): */
+	uint8_t *qdata;             /* TxnHeader + txn as a PROPOSAL carries it, owned */
+	size_t qlen;
+	struct zreq *link;          /* Commit's own lists */
+	int64_t *acks;              /* leader's Commit: sids that acked, owned */
+	int n_acks, cap_acks;
+	int64_t learner_sid;        /* leader: forwarded by this learner (0 = a client here) */
+	bool local;                 /* learner: a client's request waiting for its commit */
+	bool counted;               /* in zk_stats.outstanding (Final takes it out) */
+};
+
+/* Notes election/ sends down the pipeline (zreq.type; never a client op). */
+enum {
+	ZNOTE_ACK = -1001,          /* leader: session_id = sid acked txn.zxid */
+	ZNOTE_COMMIT = -1002,       /* learner: txn.zxid and all before are committed */
+	ZNOTE_SYNC = -1003,         /* learner: the leader answered the oldest sync */
+	ZNOTE_MARKER = -1004,       /* learner: session_id = tag, down Sync then Commit */
 };
 
 struct zreq *zreq_new(int64_t session_id, int32_t xid, int32_t type, const uint8_t *body, size_t len);

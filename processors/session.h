@@ -31,6 +31,8 @@ struct zsession {
 	atomic_llong deadline_ms;       /* I/O thread on every packet: now + timeout (monotonic) */
 	atomic_ullong conn;             /* net_addr of its connection; I/O threads on (re)connect */
 	atomic_bool closing;            /* set once (exchange) by whoever submits the close */
+	atomic_bool touched;            /* I/O threads set on traffic; a learner's PING
+	                                   reporter clears (reports it to the leader) */
 };
 
 struct session_table {

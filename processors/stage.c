@@ -56,7 +56,7 @@ void stage_forward(struct stage *s, struct zreq *r)
 	cds_wfcq_enqueue(&s->out_head, &s->out_tail, &r->qnode);
 }
 
-static void flush_forward(struct stage *s)
+void stage_flush(struct stage *s)
 {
 	if (!s->next || cds_wfcq_empty(&s->out_head, &s->out_tail))
 		return;
@@ -100,7 +100,7 @@ static void *stage_main(void *arg)
 		}
 		if (s->batch_done)
 			s->batch_done(s);
-		flush_forward(s);
+		stage_flush(s);
 	}
 	rcu_unregister_thread();
 	return NULL;
@@ -110,7 +110,8 @@ void stage_init(struct stage *s, const char *name, void (*handle)(struct stage *
 		struct stage *next, void *ctx)
 {
 	s->name = name;
-	cds_wfcq_init(&s->head, &s->tail);
+	/* the input queue outlives a role change: pipeline.c initialises it
+	 * once and drops what a stopped stage left in it */
 	cds_wfcq_init(&s->out_head, &s->out_tail);
 	atomic_init(&s->sleeping, 0);
 	atomic_init(&s->stop, false);

@@ -41,6 +41,7 @@ struct stage {
 	struct cds_wfcq_tail out_tail;
 };
 
+/* The input queue (head/tail) must have been cds_wfcq_init'ed once before. */
 void stage_init(struct stage *s, const char *name, void (*handle)(struct stage *, struct zreq *),
 		struct stage *next, void *ctx);
 int stage_start(struct stage *s);
@@ -50,5 +51,7 @@ void stage_stop(struct stage *s);
 void stage_push(struct stage *s, struct zreq *r);
 /* Stage thread: add r to the batch for s->next (sent when the batch ends). */
 void stage_forward(struct stage *s, struct zreq *r);
+/* Stage thread: send the batch built so far to s->next now. */
+void stage_flush(struct stage *s);
 
 #endif

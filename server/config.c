@@ -94,6 +94,10 @@ void config_defaults(struct zkd_config *cfg)
 	cfg->force_sync = true;
 	cfg->pre_alloc_size_kb = 65536;
 	cfg->standalone_enabled = true;
+	snprintf(cfg->peer_type, sizeof cfg->peer_type, "participant");
+	cfg->election_port_bind_retry = 3;
+	cfg->fle_min_notification_interval = 30;
+	cfg->fle_max_notification_interval = 60000;
 	cfg->reconfig_enabled = false;
 	cfg->admin_enable_server = true;
 	cfg->admin_server_port = 8080;
@@ -373,6 +377,11 @@ static const struct key_spec key_specs[] = {
 	BOOL_KEY("standaloneEnabled", standalone_enabled),
 	BOOL_KEY("reconfigEnabled", reconfig_enabled),
 	BOOL_KEY("localSessionsEnabled", local_session_enabled),
+	BOOL_KEY("quorumListenOnAllIPs", quorum_listen_on_all_ips),
+	STR_KEY("peerType", peer_type),
+	SYS_INT_KEY("electionPortBindRetry", election_port_bind_retry, 0, INT_MAX),
+	SYS_INT_KEY("fle.minNotificationInterval", fle_min_notification_interval, 1, INT_MAX),
+	SYS_INT_KEY("fle.maxNotificationInterval", fle_max_notification_interval, 1, INT_MAX),
 	SYS_STR_KEY("4lw.commands.whitelist", fourlw_whitelist),
 	{ "jute.maxbuffer", V_SIZE, FIELD(jute_maxbuffer), 1, INT32_MAX, false, true },
 	SYS_INT_KEY("globalOutstandingLimit", global_outstanding_limit, 0, INT_MAX),
@@ -401,7 +410,7 @@ static const struct key_spec key_specs[] = {
 static const char *const quiet_keys[] = {
 	/* QuorumPeerConfig.parseProperties */
 	"localSessionsUpgradingEnabled", "observerMasterPort", "connectToLearnerMasterLimit",
-	"electionAlg", "quorumListenOnAllIPs", "peerType", "syncEnabled", "dynamicConfigFile",
+	"electionAlg", "syncEnabled", "dynamicConfigFile",
 	"sslQuorum", "portUnification", "sslQuorumReloadCertFiles", "quorum.auth.*",
 	"quorum.cnxn.threads.size", "jvm.pause.*", "metricsProvider.*", "multiAddress.*",
 	"oraclePath", "version", "group.*", "weight.*",
@@ -411,7 +420,7 @@ static const char *const quiet_keys[] = {
 	"X509AuthenticationProvider.*", "sessionRequireClientSASLAuth", "enforce.auth.*",
 	"ensembleAuthName", "kerberos.*", "sasl.*", "client.*", "clientCnxnSocket",
 	"readonlymode.enabled", "fsync.warningthresholdms", "maxCnxns", "cnxTimeout",
-	"electionPortBindRetry", "tcpKeepAlive", "clientTcpKeepAlive",
+	"tcpKeepAlive", "clientTcpKeepAlive",
 	"netty.*", "nio.*", "outstandingHandshake.limit", "connection_throttle_*",
 	"commitLogCount", "snapSizeLimitInKb", "txnLogSizeLimitInKb", "snapshot.*",
 	"digest.enabled", "serializeLastProcessedZxid.enabled", "closeSessionTxn.enabled",

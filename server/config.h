@@ -65,6 +65,14 @@ struct zkd_config {
 	int container_max_per_minute;    /* znode.container.maxPerMinute; default 10000 */
 	char super_digest[256];     /* zookeeper.DigestAuthenticationProvider.superDigest; "" = none */
 	bool local_session_enabled;
+	bool quorum_listen_on_all_ips;  /* quorumListenOnAllIPs; default false */
+	char peer_type[32];         /* peerType: "participant" (default) or "observer" */
+	int election_port_bind_retry; /* electionPortBindRetry; default 3, 0 = for ever */
+	/* FastLeaderElection's finalizeWait (zookeeper.fle.minNotificationInterval):
+	 * ZooKeeper waits 200 ms; zkd 30 ms by default, because a whole failover
+	 * must take under 200 ms. */
+	int fle_min_notification_interval;
+	int fle_max_notification_interval; /* default 60000, as ZooKeeper */
 	int64_t myid;               /* from dataDir/myid when servers are listed; 0 otherwise */
 	int n_servers;
 	struct zkd_cfg_server servers[ZKD_CFG_MAX_SERVERS];

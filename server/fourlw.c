@@ -16,6 +16,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include "election/election.h"
 #include "net/log.h"
 #include "processors/session.h"
 #include "server.h"
@@ -38,9 +39,16 @@ static void say(struct out *o, const char *fmt, ...)
 		o->len += (size_t)n < o->cap - o->len ? (size_t)n : o->cap - o->len - 1;
 }
 
-static const char *mode(void)
+static const char *mode(struct zkd_server *srv)
 {
-	return "standalone";
+	if (!srv->quorum)
+		return "standalone";
+	switch (quorum_state(srv->quorum)) {
+	case PEER_LEADING: return "leader";
+	case PEER_FOLLOWING: return "follower";
+	case PEER_OBSERVING: return "observer";
+	default: return "looking";
+	}
 }
 
 static void latency_line(struct out *o, struct zkd_server *srv)
@@ -52,8 +60,19 @@ static void latency_line(struct out *o, struct zkd_server *srv)
 	    atomic_load(&s->lat_max_us) / 1000);
 }
 
+/* ZooKeeper's answer while it has no leader (or no quorum) to serve with */
+static bool not_serving(struct out *o, struct zkd_server *srv)
+{
+	if (atomic_load(&srv->st.serving))
+		return false;
+	say(o, "This ZooKeeper instance is not currently serving requests\n");
+	return true;
+}
+
 static void srvr(struct out *o, struct zkd_server *srv, bool with_clients)
 {
+	if (not_serving(o, srv))
+		return;
 	struct net_stats ns;
 	net_get_stats(&ns);
 	say(o, "Zookeeper version: %s, built on %s\n", ZKD_VERSION, __DATE__);
@@ -68,7 +87,7 @@ static void srvr(struct out *o, struct zkd_server *srv, bool with_clients)
 	say(o, "Connections: %" PRIu64 "\n", ns.connections);
 	say(o, "Outstanding: %ld\n", atomic_load(&srv->st.stats.outstanding));
 	say(o, "Zxid: 0x%llx\n", (unsigned long long)atomic_load(&srv->st.last_applied));
-	say(o, "Mode: %s\n", mode());
+	say(o, "Mode: %s\n", mode(srv));
 	say(o, "Node count: %ld\n", atomic_load(&srv->st.tree->node_count));
 }
 
@@ -108,6 +127,8 @@ static void summary(struct out *o, const char *name, atomic_long *cnt, atomic_lo
 
 static void mntr(struct out *o, struct zkd_server *srv)
 {
+	if (not_serving(o, srv))
+		return;
 	struct net_stats ns;
 	net_get_stats(&ns);
 	struct zk_stats *s = &srv->st.stats;
@@ -117,7 +138,7 @@ static void mntr(struct out *o, struct zkd_server *srv)
 	struct eph_count eph = { 0 };
 	tree_foreach(srv->st.tree, count_ephemeral, &eph);
 	say(o, "zk_version\t%s, built on %s\n", ZKD_VERSION, __DATE__);
-	say(o, "zk_server_state\t%s\n", mode());
+	say(o, "zk_server_state\t%s\n", mode(srv));
 	say(o, "zk_avg_latency\t%.4f\n", n ? (double)atomic_load(&s->lat_total_us) / (double)n / 1000.0 : 0.0);
 	say(o, "zk_max_latency\t%ld\n", atomic_load(&s->lat_max_us) / 1000);
 	say(o, "zk_min_latency\t%ld\n", atomic_load(&s->lat_min_us) / 1000);

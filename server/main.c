@@ -24,6 +24,7 @@
 
 #include <urcu.h>
 
+#include "election/election.h"
 #include "net/log.h"
 #include "processors/session.h"
 #include "reaper.h"
@@ -127,6 +128,8 @@ static void storage_from_config(const struct zkd_config *cfg, struct zk_storage 
 	s->purge_interval_h = cfg->autopurge_purge_interval;
 	s->snap_retain = cfg->autopurge_snap_retain_count;
 	s->fsync_warn_ms = cfg->fsync_warning_threshold_ms;
+	s->log_prealloc = (int64_t)cfg->pre_alloc_size_kb * 1024;
+	s->log_force_sync = cfg->force_sync;
 }
 
 /* Sessions found on disk, kept until the tracker runs (main thread only). */
@@ -186,6 +189,30 @@ static int recover(struct zk_state *st)
 	return 0;
 }
 
+static void quorum_from_config(const struct zkd_config *cfg, struct quorum_config *q)
+{
+	memset(q, 0, sizeof *q);
+	q->myid = cfg->myid;
+	for (int i = 0; i < cfg->n_servers && i < QUORUM_MAX_MEMBERS; i++) {
+		const struct zkd_cfg_server *s = &cfg->servers[i];
+		struct quorum_member *m = &q->members[q->n++];
+		m->sid = s->id;
+		snprintf(m->host, sizeof m->host, "%s", s->host);
+		m->quorum_port = s->quorum_port;
+		m->election_port = s->election_port;
+		m->observer = s->observer || (s->id == cfg->myid && !strcasecmp(cfg->peer_type, "observer"));
+		snprintf(m->client_host, sizeof m->client_host, "%s", s->client_host);
+		m->client_port = s->client_port;
+	}
+	q->tick_time = cfg->tick_time;
+	q->init_limit = cfg->init_limit;
+	q->sync_limit = cfg->sync_limit;
+	q->listen_on_all_ips = cfg->quorum_listen_on_all_ips;
+	q->election_bind_retries = cfg->election_port_bind_retry;
+	q->finalize_wait_ms = cfg->fle_min_notification_interval;
+	q->max_notification_interval_ms = cfg->fle_max_notification_interval;
+}
+
 static void on_4lw(void *ctx, struct net_conn *c, const char cmd[4])
 {
 	struct zk_state *st = ctx;
@@ -218,7 +245,26 @@ static int start(struct zkd_server *srv)
 		return -1;
 	}
 	st->on_session_created = tracker_add;
-	if (processors_start(st) != 0 || tracker_start(st) != 0 ||
+	bool ensemble = config_is_distributed(cfg);
+	if (ensemble) {
+		/* the peer thread runs the pipeline in the role it is elected to
+		 * and serves clients only while it has a leader */
+		struct quorum_config qc;
+		quorum_from_config(cfg, &qc);
+		log_info("myid %lld of an ensemble of %d; quorum port %d, election port %d",
+			 (long long)cfg->myid, qc.n, quorum_member(&qc, cfg->myid)->quorum_port,
+			 quorum_member(&qc, cfg->myid)->election_port);
+		srv->quorum = quorum_start(&qc, st, tracker_add, err, sizeof err);
+		if (!srv->quorum) {
+			log_error("cannot join the ensemble: %s", err);
+			return -1;
+		}
+	} else {
+		atomic_store(&st->serving, true);
+		if (processors_start(st) != 0)
+			return -1;
+	}
+	if (tracker_start(st) != 0 ||
 	    reaper_start(st, cfg->container_check_interval_ms, cfg->container_max_per_minute) != 0)
 		return -1;
 	/* restored sessions expire like any other unless their clients return */
@@ -242,9 +288,9 @@ static int start(struct zkd_server *srv)
 		log_error("cannot serve clients: %s", err);
 		return -1;
 	}
-	log_info("zkd %s serving %s:%d (standalone), dataDir %s, tickTime %d, session timeouts %d..%d ms",
+	log_info("zkd %s serving %s:%d (%s), dataDir %s, tickTime %d, session timeouts %d..%d ms",
 		 ZKD_VERSION, cfg->client_port_address[0] ? cfg->client_port_address : "0.0.0.0",
-		 net_bound_port(), cfg->data_dir, cfg->tick_time, cfg->min_session_timeout,
+		 net_bound_port(), ensemble ? "ensemble member" : "standalone", cfg->data_dir, cfg->tick_time, cfg->min_session_timeout,
 		 cfg->max_session_timeout);
 	return 0;
 }
@@ -253,6 +299,7 @@ static void stop(struct zkd_server *srv)
 {
 	reaper_stop();
 	tracker_stop();
+	quorum_stop(srv->quorum);
 	processors_stop();
 	net_stop();
 	processors_cleanup();

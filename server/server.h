@@ -17,6 +17,7 @@ struct zkd_server {
 	struct zkd_config cfg;      /* read-only once started */
 	struct zk_state st;
 	int64_t started_ms;         /* wall clock */
+	struct quorum *quorum;      /* NULL standalone (election/election.h) */
 };
 
 /* The four-letter-word handler for net's on_4lw (ctx = struct zkd_server *). */

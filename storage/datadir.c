@@ -1,5 +1,6 @@
 /*
- * datadir.c - listing and naming the files of a ZooKeeper version-2 dir.
+ * datadir.c - listing and naming the files of a ZooKeeper version-2 dir,
+ * and the two epoch files that live there (see datadir.h).
  */
 #include "datadir.h"
 
@@ -11,8 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "fileio.h"
+#include "net/log.h"
 
 char *datadir_path(const char *vdir, const char *name)
 {
@@ -155,4 +158,177 @@ int datadir_list(const char *vdir, const char *prefix, bool ascending, struct dd
 		qsort(v, n, sizeof *v, ascending ? cmp_asc : cmp_desc);
 	*out = v;
 	return (int)n;
+}
+
+/* ---- the epoch files ----------------------------------------------------- */
+
+/* Long.parseLong: an optional sign, then decimal digits, within range. */
+static bool parse_java_long(const char *s, size_t n, int64_t *out)
+{
+	size_t i = 0;
+	bool neg = false;
+	if (n > 0 && (s[0] == '-' || s[0] == '+')) {
+		neg = s[0] == '-';
+		i = 1;
+	}
+	if (i == n)
+		return false;
+	uint64_t limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX, v = 0;
+	for (; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		unsigned d = (unsigned)(s[i] - '0');
+		if (v > (limit - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	*out = neg ? (int64_t)(0 - v) : (int64_t)v;
+	return true;
+}
+
+/* The longest first line worth reading: any longer is not a long anyway. */
+#define EPOCH_LINE_MAX 64
+
+int datadir_read_epoch(const char *data_dir, const char *name, int64_t *out, char *err, size_t errlen)
+{
+	char *vdir = datadir_path(data_dir, DATADIR_VERSION);
+	char *path = datadir_path(vdir, name);
+	free(vdir);
+	int rc = -1;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			rc = 1;
+		else
+			snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		free(path);
+		return rc;
+	}
+	char buf[EPOCH_LINE_MAX + 1];
+	size_t got = 0;
+	while (got < sizeof buf) {
+		ssize_t r = read(fd, buf + got, sizeof buf - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			snprintf(err, errlen, "%s: read error: %s", path, strerror(errno));
+			goto out;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	/* BufferedReader.readLine: the line ends at \n, \r or the end */
+	size_t line = 0;
+	while (line < got && buf[line] != '\n' && buf[line] != '\r')
+		line++;
+	if (line > EPOCH_LINE_MAX || !parse_java_long(buf, line, out)) {
+		snprintf(err, errlen, "%s: found \"%.*s\"%s where an epoch number should be", path,
+			 (int)(line > 30 ? 30 : line), buf, line > 30 ? "..." : "");
+		goto out;
+	}
+	rc = 0;
+out:
+	close(fd);
+	free(path);
+	return rc;
+}
+
+int datadir_write_epoch(const char *data_dir, const char *name, int64_t value, char *err, size_t errlen)
+{
+	char *vdir = datadir_version_dir(data_dir, true, err, errlen);
+	if (!vdir)
+		return -1;
+	char tmpname[DATADIR_NAME_MAX];
+	snprintf(tmpname, sizeof tmpname, "%s%s", name, DATADIR_EPOCH_TMP);
+	char *path = datadir_path(vdir, name), *tmp = datadir_path(vdir, tmpname);
+	char text[24];
+	int n = snprintf(text, sizeof text, "%" PRId64, value);
+	const char *what = "open";
+	bool renamed = false;
+	int fd = fio_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		goto fail;
+	what = "write";
+	if (fio_write_all(fd, text, (size_t)n) != 0)
+		goto fail;
+	what = "fsync";
+	if (fio_fsync(fd) != 0)
+		goto fail;
+	what = "close";
+	int cfd = fd;
+	fd = -1;
+	if (fio_close(cfd) != 0)
+		goto fail;
+	what = "rename";
+	if (fio_rename(tmp, path) != 0)
+		goto fail;
+	renamed = true;
+	what = "fsync of the directory";
+	if (fio_fsync_dir(vdir) != 0)
+		goto fail;
+	free(path);
+	free(tmp);
+	free(vdir);
+	return 0;
+fail:;
+	int e = errno;
+	snprintf(err, errlen, "cannot write %s = %" PRId64 ": %s of %s failed: %s%s", name, value, what,
+		 renamed ? vdir : tmp, strerror(e), e == ENOSPC ? " (the dataDir disk is full)" : "");
+	if (fd >= 0)
+		fio_close(fd);
+	if (!renamed)
+		fio_unlink(tmp);        /* as AtomicFileOutputStream does: the old value stays */
+	free(path);
+	free(tmp);
+	free(vdir);
+	return -1;
+}
+
+/* Reads name, or derives it from the last zxid and writes it when missing. */
+static int epoch_or_default(const char *data_dir, const char *name, int64_t last_zxid, int64_t *out, char *err,
+			    size_t errlen)
+{
+	int r = datadir_read_epoch(data_dir, name, out, err, errlen);
+	if (r != 1)
+		return r;
+	*out = datadir_zxid_epoch(last_zxid);
+	log_info("%s not found: creating it with the epoch of the last zxid, %" PRId64 " (expected only on a new "
+		 "dataDir or one from before the file existed)", name, *out);
+	return datadir_write_epoch(data_dir, name, *out, err, errlen);
+}
+
+int datadir_load_epochs(const char *data_dir, int64_t last_zxid, int64_t *current, int64_t *accepted, char *err,
+			size_t errlen)
+{
+	int64_t zepoch = datadir_zxid_epoch(last_zxid);
+	if (epoch_or_default(data_dir, DATADIR_CURRENT_EPOCH, last_zxid, current, err, errlen) != 0)
+		return -1;
+	if (zepoch > *current) {
+		/* The log got ahead of currentEpoch: a crash while currentEpoch
+		 * was being replaced leaves its .tmp, which ZooKeeper trusts. */
+		int64_t tmp;
+		int r = datadir_read_epoch(data_dir, DATADIR_CURRENT_EPOCH DATADIR_EPOCH_TMP, &tmp, err, errlen);
+		if (r < 0)
+			return -1;
+		if (r == 1) {
+			snprintf(err, errlen, "the current epoch, %" PRId64 ", is older than the last zxid, 0x%" PRIx64
+				 " (epoch %" PRId64 "): refusing to start, as ZooKeeper does", *current,
+				 (uint64_t)last_zxid, zepoch);
+			return -1;
+		}
+		log_info("%s%s found: setting the current epoch to %" PRId64, DATADIR_CURRENT_EPOCH, DATADIR_EPOCH_TMP,
+			 tmp);
+		if (datadir_write_epoch(data_dir, DATADIR_CURRENT_EPOCH, tmp, err, errlen) != 0)
+			return -1;
+		*current = tmp;
+	}
+	if (epoch_or_default(data_dir, DATADIR_ACCEPTED_EPOCH, last_zxid, accepted, err, errlen) != 0)
+		return -1;
+	if (*accepted < *current) {
+		snprintf(err, errlen, "the accepted epoch, %" PRId64 ", is less than the current epoch, %" PRId64
+			 ": refusing to start, as ZooKeeper does", *accepted, *current);
+		return -1;
+	}
+	return 0;
 }

@@ -74,4 +74,25 @@ void recovery_apply_free(struct recovery_apply *a);
  * removed, or -1 with err. */
 int storage_purge(const char *data_dir, const char *data_log_dir, int keep, char *err, size_t errlen);
 
+/* ZAB's TRUNC (ZooKeeper's FileTxnSnapLog.truncateLog): removes every txn
+ * with a zxid above `zxid` from the logs in data_log_dir (NULL = data_dir) -
+ * the log file holding the first such txn is cut right before it, later log
+ * files are deleted - and deletes the snapshots in data_dir named above
+ * zxid, so that recovery_run afterwards yields exactly the state at zxid
+ * (last_zxid = zxid when the logs or a snapshot reach it). The txn log must
+ * not be open (txnlog_close first, txnlog_open after: appends then start a
+ * new file). Each removal and the cut are durable before the next step, so
+ * a crash midway leaves a history recovery accepts (truncate.c says why).
+ *
+ * Differences from ZooKeeper 3.8, which cuts AFTER the first txn >= zxid and
+ * leaves newer snapshots in place (both can leave state beyond zxid): the
+ * cut is before the first txn > zxid, and snapshots above zxid go.
+ *
+ * Returns 0 (also when there was nothing to remove), or -1 with a reason,
+ * having changed nothing, when: every snapshot is above zxid (nothing would
+ * be left to recover from: the leader must send a SNAP), or the log file to
+ * cut holds a corrupt record with intact ones after it below zxid; or -1
+ * with the file and the call when a removal or the cut itself fails. */
+int storage_truncate(const char *data_dir, const char *data_log_dir, int64_t zxid, char *err, size_t errlen);
+
 #endif

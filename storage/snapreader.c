@@ -2,10 +2,11 @@
  * snapreader.c - walks one snapshot file in file order (see snapreader.h;
  * the format is in snapshot.h).
  *
- * The file is mapped read-only and read with the bounded jute reader, so a
- * damaged file ends the walk with an offset, never with a read past the
- * mapping. The checksum is the one SnapStream keeps: Adler-32 of every byte
- * before the seal.
+ * The file is mapped read-only. The body (sessions, ACL map, nodes) is read
+ * by snapbody.c, the same parser the loader and the SNAP stream use, so the
+ * dump shows exactly what a load would see; this file adds the header, the
+ * seals (the checksum SnapStream keeps: Adler-32 of every byte before the
+ * seal), the digest, and "nothing after the last seal".
  */
 #include "snapreader.h"
 
@@ -18,169 +19,126 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "adler32.h"
-#include "net/jute.h"
+#include "snapbody.h"
 #include "snapshot.h"
 
-#define SESSION_SIZE 12             /* long id + int timeout */
-#define ACL_ENTRY_MIN 12            /* long id + vector count */
-
 struct walk {
-	const uint8_t *p;
-	size_t size;
 	const struct snapreader_cb *cb;
 	void *arg;
-	char *err;
-	size_t errlen;
 };
 
-static int short_read(struct walk *w, const struct jute_reader *r, size_t at, const char *what)
+/* snapbody's callbacks, passed on to the tool's */
+static int on_session(void *arg, int64_t id, int32_t timeout, char *err, size_t errlen)
 {
-	snprintf(w->err, w->errlen, "%s at offset %zu: %s", what, at,
-		 r->err == JUTE_SHORT ? "the file ends inside it" : "a length is negative or runs past the end of the file");
-	return -1;
+	(void)err;
+	(void)errlen;
+	struct walk *w = arg;
+	if (w->cb->session)
+		w->cb->session(w->arg, id, timeout);
+	return 0;
 }
 
-/* A seal: long checksum of p[0, at), then the string "/". */
-static int read_seal(struct walk *w, struct jute_reader *r, uint32_t running, const char *what)
+static int on_acl(void *arg, int64_t id, const uint8_t *acl, size_t len, char *err, size_t errlen)
 {
-	size_t at = r->off;
-	uint64_t sum = (uint64_t)jute_read_long(r);
-	struct jute_buf mark = jute_read_buffer(r);
-	if (!jute_ok(r))
-		return short_read(w, r, at, what);
-	if (sum != running) {
-		snprintf(w->err, w->errlen, "%s at offset %zu: checksum mismatch (the file says 0x%" PRIx64
-			 ", the %zu bytes before it give 0x%08x)", what, at, sum, at, running);
-		return -1;
-	}
-	if (mark.len != 1 || mark.data[0] != '/') {
-		snprintf(w->err, w->errlen, "%s at offset %zu: the checksum is not followed by \"/\"", what, at);
-		return -1;
+	(void)err;
+	(void)errlen;
+	struct walk *w = arg;
+	if (w->cb->acl)
+		w->cb->acl(w->arg, id, acl, len);
+	return 0;
+}
+
+static int on_node(void *arg, const struct snapbody_node *n, char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	struct walk *w = arg;
+	if (w->cb->node) {
+		struct snapreader_node rn = { n->offset, n->path, n->path_len, n->data, n->data_len, n->acl_id, n->stat };
+		w->cb->node(w->arg, &rn);
 	}
 	return 0;
 }
 
-static int walk_image(struct walk *w)
+/* A seal: long checksum of every byte before it, then the string "/". */
+static int read_seal(struct snap_in *in, const char *what, char *err, size_t errlen)
 {
-	struct jute_reader r;
-	jute_reader_init(&r, w->p, w->size, w->size);
-	const struct snapreader_cb *cb = w->cb;
+	size_t at = snap_in_offset(in);
+	uint32_t running = in->sum;
+	uint64_t sum = (uint64_t)snap_in_long(in);
+	struct snap_view mark = snap_in_buffer(in);
+	if (!snap_in_ok(in)) {
+		snap_in_describe(in, what, err, errlen);
+		return -1;
+	}
+	if (sum != running) {
+		snprintf(err, errlen, "%s at offset %zu: checksum mismatch (the file says 0x%" PRIx64
+			 ", the %zu bytes before it give 0x%08x)", what, at, sum, at, running);
+		return -1;
+	}
+	if (mark.len != 1 || snap_in_ptr(in, mark)[0] != '/') {
+		snprintf(err, errlen, "%s at offset %zu: the checksum is not followed by \"/\"", what, at);
+		return -1;
+	}
+	snap_in_next(in);
+	return 0;
+}
 
-	int32_t magic = jute_read_int(&r);
-	int32_t version = jute_read_int(&r);
-	int64_t dbid = jute_read_long(&r);
-	if (!jute_ok(&r))
-		return short_read(w, &r, 0, "file header");
+static int walk_image(const uint8_t *p, size_t size, const struct snapreader_cb *cb, void *arg, char *err,
+		      size_t errlen)
+{
+	struct snap_in in;
+	snap_in_mem(&in, p, size);
+	in.track_sum = true;
+	int32_t magic = snap_in_int(&in);
+	int32_t version = snap_in_int(&in);
+	int64_t dbid = snap_in_long(&in);
+	if (!snap_in_ok(&in)) {
+		snap_in_describe(&in, "file header", err, errlen);
+		return -1;
+	}
 	if ((uint32_t)magic != SNAP_MAGIC) {
-		snprintf(w->err, w->errlen, "not a snapshot: magic 0x%08x at offset 0 (want 0x%08x \"ZKSN\")",
+		snprintf(err, errlen, "not a snapshot: magic 0x%08x at offset 0 (want 0x%08x \"ZKSN\")",
 			 (uint32_t)magic, SNAP_MAGIC);
 		return -1;
 	}
 	if (cb->header)
-		cb->header(w->arg, magic, version, dbid, w->size);
+		cb->header(arg, magic, version, dbid, size);
+	snap_in_next(&in);
 
-	size_t at = r.off;
-	int32_t ns = jute_read_count(&r, SESSION_SIZE);
-	if (!jute_ok(&r))
-		return short_read(w, &r, at, "session count");
-	for (int32_t i = 0; i < ns; i++) {
-		at = r.off;
-		int64_t id = jute_read_long(&r);
-		int32_t to = jute_read_int(&r);
-		if (!jute_ok(&r))
-			return short_read(w, &r, at, "session");
-		if (cb->session)
-			cb->session(w->arg, id, to);
-	}
+	struct walk w = { cb, arg };
+	static const struct snapbody_cb body_cb = { on_session, on_acl, on_node };
+	if (snapbody_read(&in, &body_cb, &w, err, errlen) != 0)
+		return -1;
 
-	at = r.off;
-	int32_t na = jute_read_count(&r, ACL_ENTRY_MIN);
-	if (!jute_ok(&r))
-		return short_read(w, &r, at, "ACL map count");
-	for (int32_t i = 0; i < na; i++) {
-		at = r.off;
-		int64_t id = jute_read_long(&r);
-		size_t start = r.off;
-		struct rec_acl_vec v;
-		if (rec_read_acl_vector(&r, &v) != 0)
-			return short_read(w, &r, at, "ACL map entry");
-		if (v.count < 0) {
-			snprintf(w->err, w->errlen, "ACL map entry %" PRId64 " at offset %zu is a null list", id, at);
-			return -1;
-		}
-		if (cb->acl)
-			cb->acl(w->arg, id, w->p + start, r.off - start);
-	}
-
-	for (;;) {
-		at = r.off;
-		struct jute_buf path = jute_read_buffer(&r);
-		if (!jute_ok(&r))
-			return short_read(w, &r, at, "node path");
-		if (path.len == 1 && path.data[0] == '/')
-			break;                  /* end of the nodes */
-		if (path.len < 0) {
-			snprintf(w->err, w->errlen, "node at offset %zu has a null path", at);
-			return -1;
-		}
-		struct snapreader_node n = { .offset = at };
-		n.path = path.len == 0 ? "/" : (const char *)path.data;
-		n.path_len = path.len == 0 ? 1 : (size_t)path.len;
-		struct jute_buf data = jute_read_buffer(&r);
-		n.data = data.data;
-		n.data_len = data.len;
-		n.acl_id = jute_read_long(&r);
-		struct zk_stat *st = &n.stat;
-		st->czxid = jute_read_long(&r);
-		st->mzxid = jute_read_long(&r);
-		st->ctime = jute_read_long(&r);
-		st->mtime = jute_read_long(&r);
-		st->version = jute_read_int(&r);
-		st->cversion = jute_read_int(&r);
-		st->aversion = jute_read_int(&r);
-		st->ephemeral_owner = jute_read_long(&r);
-		st->pzxid = jute_read_long(&r);
-		st->data_length = data.len > 0 ? data.len : 0;
-		if (!jute_ok(&r))
-			return short_read(w, &r, at, "node");
-		if (n.path[0] != '/') {
-			snprintf(w->err, w->errlen, "node at offset %zu: path \"%.*s\" does not start with '/'", at,
-				 (int)(n.path_len > 100 ? 100 : n.path_len), n.path);
-			return -1;
-		}
-		if (cb->node)
-			cb->node(w->arg, &n);
-	}
-
-	size_t seal = r.off;
-	uint32_t running = adler32(w->p, seal);
-	if (read_seal(w, &r, running, "seal after the nodes") != 0)
+	size_t seal = snap_in_offset(&in);
+	uint32_t running = in.sum;
+	if (read_seal(&in, "seal after the nodes", err, errlen) != 0)
 		return -1;
 	if (cb->sealed)
-		cb->sealed(w->arg, seal, running);
-	if (jute_remaining(&r) == 0)
+		cb->sealed(arg, seal, running);
+	if (snap_in_left(&in) == 0)
 		return 0;               /* a snapshot from before 3.6: no digest */
 
-	at = r.off;
-	int64_t dz = jute_read_long(&r);
-	int32_t dv = jute_read_int(&r);
+	int64_t dz = snap_in_long(&in);
+	int32_t dv = snap_in_int(&in);
 	int64_t digest = 0;
 	if (dv < 2)
-		jute_read_buffer(&r);   /* old versions wrote the digest as a string */
+		snap_in_buffer(&in);    /* old versions wrote the digest as a string */
 	else
-		digest = jute_read_long(&r);
-	if (!jute_ok(&r))
-		return short_read(w, &r, at, "ZxidDigest");
-	size_t seal2 = r.off;
-	running = adler32_update(running, w->p + seal, seal2 - seal);
-	if (read_seal(w, &r, running, "seal after the digest") != 0)
+		digest = snap_in_long(&in);
+	if (!snap_in_ok(&in)) {
+		snap_in_describe(&in, "ZxidDigest", err, errlen);
+		return -1;
+	}
+	snap_in_next(&in);
+	if (read_seal(&in, "seal after the digest", err, errlen) != 0)
 		return -1;
 	if (cb->digest)
-		cb->digest(w->arg, dz, dv, digest);
-	if (jute_remaining(&r) != 0) {
-		snprintf(w->err, w->errlen, "%zu unexpected byte(s) after the last seal, at offset %zu",
-			 jute_remaining(&r), r.off);
+		cb->digest(arg, dz, dv, digest);
+	if (snap_in_left(&in) != 0) {
+		snprintf(err, errlen, "%zu unexpected byte(s) after the last seal, at offset %zu", snap_in_left(&in),
+			 snap_in_offset(&in));
 		return -1;
 	}
 	return 0;
@@ -216,8 +174,7 @@ int snapreader_walk(const char *path, const struct snapreader_cb *cb, void *arg,
 	}
 	close(fd);
 	char why[400];
-	struct walk w = { p, size, cb, arg, why, sizeof why };
-	int rc = walk_image(&w);
+	int rc = walk_image(p, size, cb, arg, why, sizeof why);
 	if (rc != 0)
 		snprintf(err, errlen, "%s: %s", path, why);
 	if (size > 0)

@@ -1,0 +1,88 @@
+/*
+ * election.h - the public face of election/: how a zkd server takes part in
+ * an ensemble.
+ *
+ *   fle.c / cnxmgr.c   Fast Leader Election on the election port, in
+ *                      ZooKeeper 3.8's wire format (thread zkd-election)
+ *   qpacket.c          QuorumPacket framing on the quorum port
+ *   leader.c           the leader's side of ZAB: discovery, sync, broadcast
+ *   learner.c          the follower's and observer's side of ZAB
+ *   peer.c             the peer's life: LOOKING -> LEADING / FOLLOWING /
+ *                      OBSERVING -> LOOKING ... (thread zkd-peer)
+ *
+ * server/ fills a quorum_config from zoo.cfg (server.N lines, myid,
+ * initLimit, syncLimit, ...) and calls quorum_start; election/ drives
+ * processors/ through the role hooks of processors.h.
+ */
+#ifndef ZKD_ELECTION_ELECTION_H
+#define ZKD_ELECTION_ELECTION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define QUORUM_MAX_MEMBERS 64
+
+/* ZooKeeper's QuorumPeer.ServerState, by ordinal: the numbers go on the wire
+ * in election notifications. */
+enum peer_state {
+	PEER_LOOKING = 0,
+	PEER_FOLLOWING = 1,
+	PEER_LEADING = 2,
+	PEER_OBSERVING = 3,
+};
+
+/* One server.N line. */
+struct quorum_member {
+	int64_t sid;
+	char host[256];
+	int quorum_port;
+	int election_port;
+	bool observer;
+	char client_host[256];      /* "" if the line gave none */
+	int client_port;            /* 0 if the line gave none */
+};
+
+struct quorum_config {
+	int64_t myid;
+	int n;
+	struct quorum_member members[QUORUM_MAX_MEMBERS];
+	int tick_time;              /* ms */
+	int init_limit, sync_limit; /* ticks */
+	bool listen_on_all_ips;     /* quorumListenOnAllIPs */
+	int election_bind_retries;  /* electionPortBindRetry; 0 = retry forever */
+	/* How long a LOOKING peer waits, once a quorum agrees, for a better vote
+	 * (ZooKeeper's finalizeWait, zookeeper.fle.minNotificationInterval,
+	 * 200 ms there), and the cap of its back-off between rounds of
+	 * notifications (zookeeper.fle.maxNotificationInterval, 60 s there). */
+	int finalize_wait_ms;
+	int max_notification_interval_ms;
+};
+
+/* The member with id sid, or NULL. */
+const struct quorum_member *quorum_member(const struct quorum_config *c, int64_t sid);
+/* Voting members (participants). */
+int quorum_voters(const struct quorum_config *c);
+/* True if the sids in `acked` (n of them, no duplicates) hold a majority of
+ * the voting members (ZooKeeper's QuorumMaj.containsQuorum). */
+bool quorum_has_majority(const struct quorum_config *c, const int64_t *acked, int n);
+
+/* ---- the peer (peer.c) --------------------------------------------------------- */
+
+struct quorum;
+struct zk_state;
+
+/* Starts the election thread and the peer thread (zkd-peer), which from
+ * now on runs this server's role: st must be recovered and its txn log
+ * open, and st->serving false; the peer sets it while it has a leader.
+ * track is the session tracker's add (a new leader files every session).
+ * NULL and err on failure. */
+struct quorum *quorum_start(const struct quorum_config *cfg, struct zk_state *st,
+			    void (*track)(void *arg, int64_t session_id), char *err, size_t errlen);
+/* Stops both threads; the pipeline is stopped when it returns. */
+void quorum_stop(struct quorum *q);
+/* enum peer_state now, and the sid it follows or leads (0 while LOOKING). */
+int quorum_state(const struct quorum *q);
+int64_t quorum_leader(const struct quorum *q);
+
+#endif

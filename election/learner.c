@@ -1,0 +1,380 @@
+/*
+ * learner.c - the follower's and observer's side of ZAB, as ZooKeeper 3.8's
+ * Learner, Follower and Observer speak it.
+ *
+ * The peer thread runs it all: connect to the leader's quorum port,
+ * FOLLOWERINFO (or OBSERVERINFO) -> LEADERINFO -> ACKEPOCH, then the sync
+ * (DIFF, TRUNC or SNAP, txns, NEWLEADER, UPTODATE), then it reads the
+ * leader's packets until the connection fails or stays silent for
+ * syncLimit ticks. Detection does not wait for the timeout when the leader
+ * is gone: a killed leader's socket reads EOF at once.
+ *
+ * Txns go down the pipeline (PROPOSAL -> Sync -> Commit -> Final); COMMITs
+ * and SYNCs go straight to Commit. Three threads write to the leader: Prep
+ * (forwarded requests), Commit (ACKs) and this one (PING answers and the
+ * sync's ACKs); `wlock` keeps their packets whole.
+ *
+ * ZooKeeper's leader insists that the first packet after NEWLEADER is the
+ * ACK of NEWLEADER, and that ACK means "everything before NEWLEADER is on
+ * disk". So ACKs of txns are held back until then, and the NEWLEADER ACK
+ * waits for a marker to come out of Sync behind those txns.
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "net/log.h"
+#include "zab.h"
+
+#define MARKER_NEWLEADER 1
+
+struct learner {
+	struct zab_env *env;
+	int64_t leader_sid;
+	bool observer;
+	int fd;
+	pthread_mutex_t wlock;          /* writes to fd, held_acks, newleader_acked */
+	struct jute_writer held_acks;   /* ACKs waiting for the NEWLEADER ACK */
+	bool newleader_acked;
+	bool broken;                    /* a write failed (wlock) */
+	pthread_mutex_t mlock;          /* marker hand-off: Commit signals the peer thread */
+	pthread_cond_t mcond;
+	bool marker_seen;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void send_locked(struct learner *l, const uint8_t *p, size_t len)
+{
+	if (l->broken || !len)
+		return;
+	if (qp_send_all(l->fd, p, len) != 0) {
+		l->broken = true;
+		shutdown(l->fd, SHUT_RDWR);   /* the peer thread's read fails and it leaves */
+	}
+}
+
+static void send_packet(struct learner *l, int32_t type, int64_t zxid, const void *data, int32_t len)
+{
+	struct jute_writer w;
+	jute_writer_init(&w, 64 + (len > 0 ? (size_t)len : 0));
+	qp_write(&w, type, zxid, data, len, NULL, 0);
+	pthread_mutex_lock(&l->wlock);
+	send_locked(l, w.buf, w.len);
+	pthread_mutex_unlock(&l->wlock);
+	jute_writer_free(&w);
+}
+
+/* ---- the pipeline's hooks -------------------------------------------------------------- */
+
+static void hook_ack(void *ctx, const int64_t *zxids, int n)
+{
+	struct learner *l = ctx;
+	struct jute_writer w;
+	jute_writer_init(&w, 32 * (size_t)n);
+	for (int i = 0; i < n; i++)
+		qp_write(&w, QP_ACK, zxids[i], NULL, -1, NULL, 0);
+	pthread_mutex_lock(&l->wlock);
+	if (l->newleader_acked)
+		send_locked(l, w.buf, w.len);
+	else
+		jute_write_raw(&l->held_acks, w.buf, w.len);
+	pthread_mutex_unlock(&l->wlock);
+	jute_writer_free(&w);
+}
+
+static void hook_forward(void *ctx, struct zreq **v, int n, struct jute_writer *out)
+{
+	(void)ctx;
+	struct jute_writer body, auth;
+	jute_writer_init(&body, 256);
+	jute_writer_init(&auth, 64);
+	for (int i = 0; i < n; i++) {
+		body.len = auth.len = 0;
+		bool has_auth = processors_req_forward(v[i], &body, &auth);
+		qp_write(out, QP_REQUEST, -1, body.buf, (int32_t)body.len, has_auth ? auth.buf : NULL, auth.len);
+	}
+	jute_writer_free(&body);
+	jute_writer_free(&auth);
+}
+
+static void hook_send(void *ctx, const uint8_t *p, size_t len)
+{
+	struct learner *l = ctx;
+	pthread_mutex_lock(&l->wlock);
+	send_locked(l, p, len);
+	pthread_mutex_unlock(&l->wlock);
+}
+
+static void hook_marker(void *ctx, int64_t tag)
+{
+	struct learner *l = ctx;
+	if (tag != MARKER_NEWLEADER)
+		return;
+	pthread_mutex_lock(&l->mlock);
+	l->marker_seen = true;
+	pthread_cond_signal(&l->mcond);
+	pthread_mutex_unlock(&l->mlock);
+}
+
+/* ---- the protocol ----------------------------------------------------------------------- */
+
+static int connect_leader(struct learner *l)
+{
+	const struct quorum_config *cfg = l->env->cfg;
+	const struct quorum_member *m = quorum_member(cfg, l->leader_sid);
+	if (!m)
+		return -1;
+	/* the leader may not listen yet: it opens its port when it learns it
+	 * leads, maybe a moment after us; retry briefly for initLimit */
+	int64_t deadline = now_ms() + (int64_t)cfg->tick_time * cfg->init_limit;
+	char err[256];
+	for (int delay = 1; !atomic_load(l->env->stop); delay = delay < 50 ? delay * 2 : 50) {
+		l->fd = qp_connect(m->host, m->quorum_port, cfg->tick_time * cfg->sync_limit, err, sizeof err);
+		if (l->fd >= 0) {
+			qp_socket_setup(l->fd, cfg->tick_time * cfg->sync_limit);
+			return 0;
+		}
+		if (now_ms() > deadline)
+			break;
+		usleep((useconds_t)delay * 1000);
+	}
+	log_warn("cannot reach leader %" PRId64 ": %s", l->leader_sid, err);
+	return -1;
+}
+
+/* FOLLOWERINFO -> LEADERINFO -> ACKEPOCH; *new_epoch from the leader. */
+static int register_with_leader(struct learner *l, struct qstream *in, int64_t *new_epoch)
+{
+	struct zab_env *env = l->env;
+	uint8_t info[20];
+	struct jute_writer w;
+	jute_writer_init(&w, 64);
+	jute_write_long(&w, env->cfg->myid);          /* LearnerInfo: serverid, */
+	jute_write_int(&w, ZAB_PROTOCOL_VERSION);      /* protocolVersion, */
+	jute_write_long(&w, 0);                        /* configVersion (static config) */
+	memcpy(info, w.buf, 20);
+	w.len = 0;
+	qp_write(&w, l->observer ? QP_OBSERVERINFO : QP_FOLLOWERINFO, zxid_make(env->accepted_epoch, 0), info, 20,
+		 NULL, 0);
+	int rc = qp_send_all(l->fd, w.buf, w.len);
+	jute_writer_free(&w);
+	if (rc != 0)
+		return -1;
+	struct qpacket p;
+	if (qp_read(in, &p) != 0) {
+		log_warn("leader %" PRId64 ": no LEADERINFO: %s", l->leader_sid, in->err);
+		return -1;
+	}
+	if (p.type != QP_LEADERINFO) {
+		log_warn("leader %" PRId64 ": expected LEADERINFO, got %s", l->leader_sid, qp_name(p.type));
+		qp_free(&p);
+		return -1;
+	}
+	*new_epoch = zxid_epoch(p.zxid);
+	qp_free(&p);
+	int32_t ack;
+	if (*new_epoch > env->accepted_epoch) {
+		ack = (int32_t)env->current_epoch;
+		if (zab_set_accepted_epoch(env, *new_epoch) != 0)
+			return -1;
+	} else if (*new_epoch == env->accepted_epoch) {
+		ack = -1;   /* acked this epoch before: tell our zxid, but no second vote */
+	} else {
+		log_warn("leader %" PRId64 ": epoch %" PRId64 " is older than our accepted epoch %" PRId64,
+			 l->leader_sid, *new_epoch, env->accepted_epoch);
+		return -1;
+	}
+	uint8_t eb[4] = { (uint8_t)((uint32_t)ack >> 24), (uint8_t)((uint32_t)ack >> 16), (uint8_t)((uint32_t)ack >> 8),
+			  (uint8_t)ack };
+	send_packet(l, QP_ACKEPOCH, zab_last_zxid(env), eb, 4);
+	return l->broken ? -1 : 0;
+}
+
+/* NEWLEADER: once every txn before it is on disk, take the epoch and ACK. */
+static int ack_newleader(struct learner *l, int64_t newleader_zxid)
+{
+	const struct quorum_config *cfg = l->env->cfg;
+	processors_zab_marker(MARKER_NEWLEADER);
+	int64_t deadline = now_ms() + (int64_t)cfg->tick_time * cfg->init_limit;
+	pthread_mutex_lock(&l->mlock);
+	while (!l->marker_seen && now_ms() < deadline && !atomic_load(l->env->stop)) {
+		pthread_mutex_unlock(&l->mlock);
+		usleep(200);
+		pthread_mutex_lock(&l->mlock);
+	}
+	bool seen = l->marker_seen;
+	pthread_mutex_unlock(&l->mlock);
+	if (!seen) {
+		log_warn("leader %" PRId64 ": the txns before NEWLEADER did not reach the disk in time", l->leader_sid);
+		return -1;
+	}
+	if (zab_set_current_epoch(l->env, zxid_epoch(newleader_zxid)) != 0)
+		return -1;
+	struct jute_writer w;
+	jute_writer_init(&w, 64);
+	qp_write(&w, QP_ACK, newleader_zxid, NULL, -1, NULL, 0);
+	pthread_mutex_lock(&l->wlock);
+	send_locked(l, w.buf, w.len);
+	send_locked(l, l->held_acks.buf, l->held_acks.len);
+	l->held_acks.len = 0;
+	l->newleader_acked = true;
+	pthread_mutex_unlock(&l->wlock);
+	jute_writer_free(&w);
+	return l->broken ? -1 : 0;
+}
+
+/* One packet of the leader's stream, in sync or broadcast. 1 = UPTODATE. */
+static int dispatch(struct learner *l, const struct qpacket *p)
+{
+	struct zk_state *st = l->env->st;
+	switch (p->type) {
+	case QP_PROPOSAL:
+		if (l->observer)
+			return 0;
+		return processors_zab_txn(st, p->data, p->len > 0 ? (size_t)p->len : 0) == 0 ? 0 : -1;
+	case QP_COMMIT:
+		processors_zab_commit(p->zxid);
+		return 0;
+	case QP_INFORM:
+		if (processors_zab_txn(st, p->data, p->len > 0 ? (size_t)p->len : 0) != 0)
+			return -1;
+		processors_zab_commit(p->zxid);
+		return 0;
+	case QP_NEWLEADER:
+		return ack_newleader(l, p->zxid);
+	case QP_UPTODATE:
+		return 1;
+	case QP_PING: {
+		struct jute_writer w;
+		jute_writer_init(&w, 256);
+		processors_sessions_touched(st, &w);
+		send_packet(l, QP_PING, p->zxid, w.buf, (int32_t)w.len);
+		jute_writer_free(&w);
+		return 0;
+	}
+	case QP_SYNC:
+		processors_zab_sync();
+		return 0;
+	case QP_REVALIDATE:
+		return 0;   /* we validate sessions from the replicated table */
+	default:
+		log_warn("leader %" PRId64 ": unexpected %s ignored", l->leader_sid, qp_name(p->type));
+		return 0;
+	}
+}
+
+static int sync_with_leader(struct learner *l, struct qstream *in, int64_t new_epoch)
+{
+	struct zab_env *env = l->env;
+	struct qpacket p;
+	if (qp_read(in, &p) != 0) {
+		log_warn("leader %" PRId64 ": no DIFF/TRUNC/SNAP: %s", l->leader_sid, in->err);
+		return -1;
+	}
+	int rc = 0;
+	switch (p.type) {
+	case QP_DIFF:
+		log_info("leader %" PRId64 ": DIFF sync from 0x%" PRIx64, l->leader_sid, (uint64_t)zab_last_zxid(env));
+		break;
+	case QP_TRUNC:
+		log_info("leader %" PRId64 ": TRUNC to 0x%" PRIx64, l->leader_sid, (uint64_t)p.zxid);
+		rc = zab_truncate(env, p.zxid);
+		break;
+	case QP_SNAP:
+		log_info("leader %" PRId64 ": SNAP at 0x%" PRIx64, l->leader_sid, (uint64_t)p.zxid);
+		rc = zab_install_snapshot(env, in, p.zxid);
+		break;
+	default:
+		log_warn("leader %" PRId64 ": expected DIFF/TRUNC/SNAP, got %s", l->leader_sid, qp_name(p.type));
+		rc = -1;
+	}
+	qp_free(&p);
+	if (rc != 0)
+		return -1;
+	struct zab_ops ops = {
+		.ctx = l, .myid = env->cfg->myid, .ack = hook_ack, .forward = hook_forward, .send = hook_send,
+		.marker = hook_marker,
+	};
+	if (processors_start_role(env->st, l->observer ? ZK_OBSERVER : ZK_FOLLOWER, &ops, 0) != 0)
+		return -1;
+	for (;;) {
+		if (qp_read(in, &p) != 0) {
+			log_warn("leader %" PRId64 ": lost during sync: %s", l->leader_sid, in->err);
+			return -1;
+		}
+		rc = dispatch(l, &p);
+		qp_free(&p);
+		if (rc < 0)
+			return -1;
+		if (rc == 1)
+			break;
+	}
+	send_packet(l, QP_ACK, zxid_make(new_epoch, 0), NULL, -1);
+	return l->broken ? -1 : 0;
+}
+
+void learner_run(struct zab_env *env, int64_t leader_sid, bool observer)
+{
+	struct learner *l = calloc(1, sizeof *l);
+	struct qstream *in = malloc(sizeof *in);
+	if (!l || !in) {
+		free(l);
+		free(in);
+		return;
+	}
+	l->env = env;
+	l->leader_sid = leader_sid;
+	l->observer = observer;
+	l->fd = -1;
+	pthread_mutex_init(&l->wlock, NULL);
+	pthread_mutex_init(&l->mlock, NULL);
+	pthread_cond_init(&l->mcond, NULL);
+	jute_writer_init(&l->held_acks, 1024);
+	const char *mode = observer ? "OBSERVING" : "FOLLOWING";
+	int64_t new_epoch = 0;
+	if (connect_leader(l) != 0)
+		goto out;
+	atomic_store(&env->learner_fd, l->fd);
+	qstream_init(in, l->fd, env->cfg->tick_time * env->cfg->init_limit, env->max_packet);
+	if (register_with_leader(l, in, &new_epoch) != 0 || sync_with_leader(l, in, new_epoch) != 0)
+		goto out;
+	atomic_store(&env->st->serving, true);
+	log_info("%s leader %" PRId64 " in epoch %" PRId64 "; serving clients", mode, leader_sid, new_epoch);
+	in->timeout_ms = env->cfg->tick_time * env->cfg->sync_limit;
+	while (!atomic_load(env->stop)) {
+		struct qpacket p;
+		if (qp_read(in, &p) != 0) {
+			log_warn("%s: lost leader %" PRId64 ": %s; back to LOOKING", mode, leader_sid, in->err);
+			break;
+		}
+		int rc = dispatch(l, &p);
+		qp_free(&p);
+		if (rc != 0)
+			break;
+	}
+out:
+	atomic_store(&env->st->serving, false);
+	processors_close_all_clients("lost the leader");
+	atomic_store(&env->learner_fd, -1);
+	if (l->fd >= 0)
+		shutdown(l->fd, SHUT_RDWR);
+	processors_stop_role();   /* no stage may use l after this */
+	if (l->fd >= 0)
+		close(l->fd);
+	jute_writer_free(&l->held_acks);
+	pthread_mutex_destroy(&l->wlock);
+	pthread_mutex_destroy(&l->mlock);
+	pthread_cond_destroy(&l->mcond);
+	free(in);
+	free(l);
+}

@@ -1,0 +1,350 @@
+/*
+ * peer.c - a server's life in an ensemble (thread zkd-peer), as ZooKeeper's
+ * QuorumPeer.run: LOOKING -> elect -> LEADING / FOLLOWING / OBSERVING ->
+ * (the leader or the quorum is lost) -> LOOKING ...
+ *
+ * Between roles nothing runs: no stage thread, no client (the server stops
+ * serving and drops its connections, as ZooKeeper does). That is when the
+ * state may be replaced wholesale - cut back by a TRUNC, replaced by a SNAP,
+ * or reloaded from disk when the log holds txns the tree never saw
+ * (proposals logged but not committed when the leader went away: like
+ * ZooKeeper's fastForwardDataBase, everything logged counts, and the next
+ * leader's TRUNC takes back what it does not have).
+ *
+ * The tree and session table are swapped by pointer, and the old ones are
+ * freed after synchronize_rcu: the I/O threads (4lw), the tracker and the
+ * reaper only look at them inside read-side sections.
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <urcu.h>
+
+#include "election.h"
+#include "fle.h"
+#include "net/log.h"
+#include "processors/session.h"
+#include "storage/datadir.h"
+#include "storage/recovery.h"
+#include "storage/snapshot.h"
+#include "storage/snapstream.h"
+#include "storage/txnlog.h"
+#include "zab.h"
+
+struct quorum {
+	struct quorum_config cfg;
+	struct zab_env env;
+	atomic_bool stop;
+	struct fle *fle;
+	pthread_t thread;
+	atomic_int state;               /* enum peer_state, for srvr/mntr */
+	atomic_llong leader;            /* sid of the current leader, 0 = none */
+};
+
+/* ---- the state on disk and in memory --------------------------------------------- */
+
+int zab_set_accepted_epoch(struct zab_env *env, int64_t epoch)
+{
+	char err[256];
+	if (datadir_write_epoch(env->st->storage.data_dir, DATADIR_ACCEPTED_EPOCH, epoch, err, sizeof err) != 0) {
+		log_error("cannot write acceptedEpoch %" PRId64 ": %s", epoch, err);
+		return -1;
+	}
+	env->accepted_epoch = epoch;
+	return 0;
+}
+
+int zab_set_current_epoch(struct zab_env *env, int64_t epoch)
+{
+	char err[256];
+	if (datadir_write_epoch(env->st->storage.data_dir, DATADIR_CURRENT_EPOCH, epoch, err, sizeof err) != 0) {
+		log_error("cannot write currentEpoch %" PRId64 ": %s", epoch, err);
+		return -1;
+	}
+	env->current_epoch = epoch;
+	return 0;
+}
+
+int64_t zab_last_zxid(struct zab_env *env)
+{
+	int64_t logged = txnlog_last_appended_zxid(env->st->storage.log);
+	int64_t applied = atomic_load(&env->st->last_applied);
+	return logged > applied ? logged : applied;
+}
+
+struct new_sessions {
+	struct session_table *table;
+};
+
+static void add_session(void *arg, int64_t id, int32_t timeout)
+{
+	struct new_sessions *ns = arg;
+	sessions_add(ns->table, id, timeout);
+}
+
+static void drop_session(void *arg, int64_t id)
+{
+	struct new_sessions *ns = arg;
+	rcu_read_lock();
+	struct zsession *s = sessions_find(ns->table, id);
+	rcu_read_unlock();
+	if (s)
+		sessions_remove(ns->table, s);
+}
+
+/* Puts tree and sessions in place of the current ones at last_zxid. */
+static void install(struct zab_env *env, struct ztree *tree, struct session_table *sessions, int64_t last_zxid)
+{
+	struct zk_state *st = env->st;
+	struct ztree *old_tree = st->tree;
+	struct session_table *old_sessions = st->sessions;
+	rcu_read_lock();
+	tree_init_system_nodes(tree);
+	rcu_read_unlock();
+	rcu_assign_pointer(st->tree, tree);
+	rcu_assign_pointer(st->sessions, sessions);
+	atomic_store(&st->last_applied, last_zxid);
+	synchronize_rcu();
+	tree_free(old_tree);
+	sessions_free(old_sessions);
+}
+
+/* The tree and sessions as the disk has them (snapshot + log). */
+static int reload(struct zab_env *env)
+{
+	struct zk_state *st = env->st;
+	char err[1024];
+	struct new_sessions ns = { sessions_new(st->limits.myid) };
+	if (!ns.table)
+		return -1;
+	struct recovery_cb cb = { add_session, drop_session, &ns };
+	struct recovery_result res;
+	if (recovery_run(st->storage.data_dir, st->storage.data_log_dir, false, &cb, &res, err, sizeof err) != 0) {
+		log_error("cannot reload the data in %s: %s", st->storage.data_dir, err);
+		sessions_free(ns.table);
+		return -1;
+	}
+	install(env, res.tree, ns.table, res.last_zxid);
+	log_info("reloaded from disk: last zxid 0x%" PRIx64 ", %ld nodes", (uint64_t)res.last_zxid,
+		 atomic_load(&res.tree->node_count));
+	return 0;
+}
+
+static int reopen_log(struct zab_env *env)
+{
+	struct zk_storage *s = &env->st->storage;
+	char err[512];
+	/* prealloc and forceSync as first opened (server/ keeps them) */
+	s->log = txnlog_open(s->data_log_dir, s->log_prealloc, s->log_force_sync, err, sizeof err);
+	if (!s->log) {
+		log_error("cannot reopen the txn log in %s: %s", s->data_log_dir, err);
+		return -1;
+	}
+	return 0;
+}
+
+int zab_truncate(struct zab_env *env, int64_t zxid)
+{
+	struct zk_storage *s = &env->st->storage;
+	char err[512];
+	txnlog_close(s->log);
+	s->log = NULL;
+	int rc = storage_truncate(s->data_dir, s->data_log_dir, zxid, err, sizeof err);
+	if (rc != 0)
+		log_error("TRUNC to 0x%" PRIx64 " failed: %s", (uint64_t)zxid, err);
+	if (reopen_log(env) != 0)
+		return -1;
+	return rc == 0 ? reload(env) : -1;
+}
+
+static ssize_t pull(void *arg, void *buf, size_t len)
+{
+	return qstream_read(arg, buf, len) == 0 ? (ssize_t)len : -1;
+}
+
+struct session_list {
+	struct snap_session *v;
+	size_t n, cap;
+};
+
+static void list_session(void *arg, int64_t id, int32_t timeout)
+{
+	struct session_list *l = arg;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct snap_session *v = realloc(l->v, cap * sizeof *v);
+		if (!v)
+			return;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = (struct snap_session){ id, timeout };
+}
+
+int zab_install_snapshot(struct zab_env *env, struct qstream *in, int64_t zxid)
+{
+	struct zk_state *st = env->st;
+	char err[512];
+	struct ztree *tree = NULL;
+	struct session_list l = { 0 };
+	if (snapstream_read(pull, in, st->limits.max_buffer, list_session, &l, &tree, err, sizeof err) != 0) {
+		log_error("the leader's snapshot at 0x%" PRIx64 " does not read: %s", (uint64_t)zxid, err);
+		free(l.v);
+		return -1;
+	}
+	struct session_table *sessions = sessions_new(st->limits.myid);
+	for (size_t i = 0; sessions && i < l.n; i++)
+		sessions_add(sessions, l.v[i].id, l.v[i].timeout);
+	/* on disk before anything after it is logged: recovery starts here, and
+	 * the log goes on in a new file from zxid + 1 */
+	int rc = snapshot_write(st->storage.data_dir, tree, zxid, l.v, l.n, err, sizeof err);
+	free(l.v);
+	if (rc != 0 || !sessions) {
+		log_error("cannot keep the leader's snapshot at 0x%" PRIx64 ": %s", (uint64_t)zxid, err);
+		if (sessions)
+			sessions_free(sessions);
+		tree_free(tree);
+		return -1;
+	}
+	install(env, tree, sessions, zxid);
+	txnlog_close(st->storage.log);
+	st->storage.log = NULL;
+	if (storage_truncate(st->storage.data_dir, st->storage.data_log_dir, zxid, err, sizeof err) != 0)
+		log_warn("after SNAP: cannot drop log txns above 0x%" PRIx64 ": %s", (uint64_t)zxid, err);
+	return reopen_log(env);
+}
+
+static int sink(void *arg, const void *buf, size_t len)
+{
+	return qp_send_all(*(int *)arg, buf, len);
+}
+
+int zab_write_snapshot(struct zab_env *env, struct jute_writer *w, int fd, int64_t zxid)
+{
+	struct zk_state *st = env->st;
+	struct session_list l = { 0 };
+	struct cds_lfht_iter it;
+	struct zsession *s;
+	rcu_read_lock();
+	cds_lfht_for_each_entry(rcu_dereference(st->sessions)->ht, &it, s, hnode)
+		list_session(&l, s->id, atomic_load(&s->timeout_ms));
+	rcu_read_unlock();
+	char err[256];
+	int rc = snapstream_write(w, st->tree, zxid, l.v, l.n, sink, &fd, err, sizeof err);
+	if (rc != 0)
+		log_warn("snapshot for a learner failed: %s", err);
+	free(l.v);
+	return rc;
+}
+
+/* ---- the peer thread ----------------------------------------------------------------- */
+
+/* Everything logged is applied before the vote (see the top). */
+static int fast_forward(struct zab_env *env)
+{
+	int64_t logged = txnlog_last_appended_zxid(env->st->storage.log);
+	if (logged <= atomic_load(&env->st->last_applied))
+		return 0;
+	log_info("the log holds txns up to 0x%" PRIx64 " beyond the tree's 0x%" PRIx64 ": reloading",
+		 (uint64_t)logged, (uint64_t)atomic_load(&env->st->last_applied));
+	return reload(env);
+}
+
+static void *peer_main(void *arg)
+{
+	struct quorum *q = arg;
+	struct zab_env *env = &q->env;
+	log_thread_name("zkd-peer");
+	rcu_register_thread();
+	const struct quorum_member *me = quorum_member(&q->cfg, q->cfg.myid);
+	bool observer = me && me->observer;
+	while (!atomic_load(&q->stop)) {
+		atomic_store(&q->state, PEER_LOOKING);
+		atomic_store(&q->leader, 0);
+		if (fast_forward(env) != 0) {
+			log_error("cannot bring the tree up to the log; stopping");
+			exit(1);
+		}
+		struct fle_vote v;
+		int64_t last = zab_last_zxid(env);
+		log_info("LOOKING: last zxid 0x%" PRIx64 ", epoch %" PRId64, (uint64_t)last, env->current_epoch);
+		if (fle_lookup(q->fle, last, env->current_epoch, &v) != 0)
+			break;
+		atomic_store(&q->leader, v.leader);
+		if (v.leader == q->cfg.myid && !observer) {
+			atomic_store(&q->state, PEER_LEADING);
+			fle_set_state(q->fle, PEER_LEADING, &v);
+			leader_run(env);
+		} else {
+			int state = observer ? PEER_OBSERVING : PEER_FOLLOWING;
+			atomic_store(&q->state, state);
+			fle_set_state(q->fle, state, &v);
+			learner_run(env, v.leader, observer);
+		}
+	}
+	rcu_unregister_thread();
+	return NULL;
+}
+
+struct quorum *quorum_start(const struct quorum_config *cfg, struct zk_state *st,
+			    void (*track)(void *arg, int64_t session_id), char *err, size_t errlen)
+{
+	struct quorum *q = calloc(1, sizeof *q);
+	if (!q) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	q->cfg = *cfg;
+	q->env.st = st;
+	q->env.cfg = &q->cfg;
+	q->env.stop = &q->stop;
+	q->env.track = track;
+	q->env.max_packet = (size_t)st->limits.max_buffer * 2 + 1024 * 1024;
+	atomic_init(&q->env.learner_fd, -1);
+	if (datadir_load_epochs(st->storage.data_dir, atomic_load(&st->last_applied), &q->env.current_epoch,
+				&q->env.accepted_epoch, err, errlen) != 0) {
+		free(q);
+		return NULL;
+	}
+	q->fle = fle_start(&q->cfg, err, errlen);
+	if (!q->fle) {
+		free(q);
+		return NULL;
+	}
+	if (pthread_create(&q->thread, NULL, peer_main, q) != 0) {
+		snprintf(err, errlen, "cannot start the peer thread");
+		fle_stop(q->fle);
+		free(q);
+		return NULL;
+	}
+	return q;
+}
+
+void quorum_stop(struct quorum *q)
+{
+	if (!q)
+		return;
+	atomic_store(&q->stop, true);
+	fle_interrupt(q->fle);   /* a LOOKING peer thread returns */
+	int fd = atomic_load(&q->env.learner_fd);
+	if (fd >= 0)
+		shutdown(fd, SHUT_RDWR);   /* so does a following one */
+	pthread_join(q->thread, NULL);
+	fle_stop(q->fle);
+	free(q);
+}
+
+int quorum_state(const struct quorum *q)
+{
+	return q ? atomic_load(&((struct quorum *)q)->state) : PEER_LOOKING;
+}
+
+int64_t quorum_leader(const struct quorum *q)
+{
+	return q ? atomic_load(&((struct quorum *)q)->leader) : 0;
+}

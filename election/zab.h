@@ -1,0 +1,59 @@
+/*
+ * zab.h - what the peer thread (peer.c) shares with the leader (leader.c)
+ * and learner (learner.c) sides of ZAB (internal to election/).
+ */
+#ifndef ZKD_ELECTION_ZAB_H
+#define ZKD_ELECTION_ZAB_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "election.h"
+#include "processors/processors.h"
+#include "qpacket.h"
+
+struct zab_env {
+	struct zk_state *st;
+	const struct quorum_config *cfg;
+	atomic_bool *stop;                  /* set by quorum_stop */
+	/* the epochs of ZooKeeper's acceptedEpoch and currentEpoch files; the
+	 * peer thread reads and writes them (zab_set_epoch keeps the files) */
+	int64_t accepted_epoch, current_epoch;
+	void (*track)(void *arg, int64_t session_id);   /* the session tracker */
+	/* packets, per quorum socket, may be this large (data + framing) */
+	size_t max_packet;
+	/* the learner's socket to the leader, -1 = none: quorum_stop shuts it
+	 * down so a following peer thread notices at once */
+	atomic_int learner_fd;
+};
+
+static inline int64_t zxid_epoch(int64_t zxid) { return (int64_t)((uint64_t)zxid >> 32); }
+static inline int64_t zxid_make(int64_t epoch, int64_t counter) { return (int64_t)((uint64_t)epoch << 32 | (uint32_t)counter); }
+
+/* Runs this server as the leader until it loses its quorum or stop is set;
+ * then returns (the peer goes back to LOOKING). */
+void leader_run(struct zab_env *env);
+/* Runs this server as a follower (or observer) of leader_sid until the
+ * leader is lost or stop is set. */
+void learner_run(struct zab_env *env, int64_t leader_sid, bool observer);
+
+/* ---- peer.c: the state both sides change -------------------------------------- */
+
+/* Writes acceptedEpoch / currentEpoch (file and env). -1 if the disk
+ * refuses, after which the peer cannot take part safely. */
+int zab_set_accepted_epoch(struct zab_env *env, int64_t epoch);
+int zab_set_current_epoch(struct zab_env *env, int64_t epoch);
+/* The last zxid in the log (everything logged is applied once the pipeline
+ * has stopped: see peer.c). */
+int64_t zab_last_zxid(struct zab_env *env);
+/* Learner: TRUNC to zxid: cuts the log and reloads the tree from disk. */
+int zab_truncate(struct zab_env *env, int64_t zxid);
+/* Learner: SNAP: reads the leader's snapshot off s and installs it as the
+ * tree and sessions at zxid (written to disk as a snapshot too). */
+int zab_install_snapshot(struct zab_env *env, struct qstream *s, int64_t zxid);
+/* Leader: sends what w holds (the SNAP packet) and then this server's
+ * tree and sessions as the SNAP's payload to fd, in pieces. */
+int zab_write_snapshot(struct zab_env *env, struct jute_writer *w, int fd, int64_t zxid);
+
+#endif

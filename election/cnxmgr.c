@@ -33,8 +33,10 @@
  * frame closes that connection with a logged reason and nothing else.
  *
  * Host names are resolved once at start (blocking is fine there) and again
- * in the background (getaddrinfo_a) after a failed connect, so DNS never
- * blocks the election thread either.
+ * after a failed connect, in the background: a short-lived detached thread
+ * (zkd-elect-dns) runs getaddrinfo and wakes the election thread, so DNS
+ * never blocks the election. (Not getaddrinfo_a: glibc runs it on threads
+ * that ThreadSanitizer does not know, which crashes a TSan build.)
  */
 #include "cnxmgr.h"
 
@@ -42,6 +44,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -61,7 +64,6 @@
 #define CNX_MAX_CONNS (2 * CNX_MAX_PEERS + 32)
 #define CNX_CONNECT_TIMEOUT_MS 5000     /* zookeeper.cnxTimeout's default */
 #define CNX_BIND_RETRY_MS 1000          /* ZooKeeper's listener sleeps 1 s between binds */
-#define CNX_DNS_POLL_MS 10              /* poll period while a lookup is in flight */
 #define CNX_READ_ROOM 4096
 #define CNX_READS_PER_EVENT 16          /* so one chatty peer cannot starve the rest */
 #define CNX_HANDSHAKE_FIXED 20          /* version + sid + address length */
@@ -75,6 +77,21 @@ enum conn_state {
 };
 
 struct cnx_peer;
+
+/* One background name lookup. Shared by the election thread (which starts
+ * it and takes the result) and the lookup thread (which fills it in); each
+ * holds a reference and the last one to let go frees it, so neither waits
+ * for the other (fle_stop never waits for a slow DNS server). */
+struct cnx_lookup {
+	atomic_int refs;
+	atomic_bool done;           /* set by the lookup thread once the result is final */
+	int wake_fd;                /* a dup of cm->wake_fd, owned by the lookup thread */
+	char host[256];
+	char port[12];
+	struct sockaddr_storage addr;
+	socklen_t addrlen;          /* 0 if the lookup failed */
+	int err;                    /* getaddrinfo's result */
+};
 
 /* A socket and its buffers. Election thread only. */
 struct cnx_conn {
@@ -103,11 +120,8 @@ struct cnx_peer {
 	int port;
 	struct sockaddr_storage addr;
 	socklen_t addrlen;          /* 0 = not resolved (yet) */
-	bool resolving;             /* gai in flight */
+	struct cnx_lookup *lookup;  /* a lookup in flight, or NULL */
 	bool connect_when_resolved;
-	struct gaicb gai;
-	struct addrinfo gai_hints;
-	char gai_port[12];
 	struct cnx_conn *conn;      /* the UP connection */
 	struct cnx_conn *dialing;   /* our attempt in progress (CONNECTING or HELLO) */
 	int failures;               /* consecutive failed connects: the first is a warning */
@@ -265,26 +279,60 @@ static void resolve_blocking(struct cnx_peer *p)
 	freeaddrinfo(res);
 }
 
-/* Starts a background lookup of p->host (a name, not a literal). */
-static void resolve_async(struct cnx_peer *p)
+static void lookup_release(struct cnx_lookup *l)
 {
-	if (p->resolving || !p->host[0] || is_numeric_host(p->host))
+	if (atomic_fetch_sub(&l->refs, 1) == 1)
+		free(l);
+}
+
+static void *lookup_main(void *arg)
+{
+	struct cnx_lookup *l = arg;
+	pthread_setname_np(pthread_self(), "zkd-elect-dns");
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
+	l->err = getaddrinfo(l->host, l->port, &hints, &res);
+	if (l->err == 0 && res) {
+		memcpy(&l->addr, res->ai_addr, res->ai_addrlen);
+		l->addrlen = res->ai_addrlen;
+	}
+	if (res)
+		freeaddrinfo(res);
+	atomic_store(&l->done, true);
+	uint64_t one = 1;
+	ssize_t w = write(l->wake_fd, &one, sizeof one);
+	(void)w;
+	close(l->wake_fd);
+	lookup_release(l);
+	return NULL;
+}
+
+/* Starts a background lookup of p->host (a name, not a literal). */
+static void resolve_async(struct cnxmgr *cm, struct cnx_peer *p)
+{
+	if (p->lookup || !p->host[0] || is_numeric_host(p->host))
 		return;
-	memset(&p->gai, 0, sizeof p->gai);
-	memset(&p->gai_hints, 0, sizeof p->gai_hints);
-	p->gai_hints.ai_socktype = SOCK_STREAM;
-	snprintf(p->gai_port, sizeof p->gai_port, "%d", p->port);
-	p->gai.ar_name = p->host;
-	p->gai.ar_service = p->gai_port;
-	p->gai.ar_request = &p->gai_hints;
-	struct gaicb *list[1] = { &p->gai };
-	int r = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL);
+	struct cnx_lookup *l = calloc(1, sizeof *l);
+	if (!l)
+		return;
+	atomic_init(&l->refs, 2);
+	snprintf(l->host, sizeof l->host, "%s", p->host);
+	snprintf(l->port, sizeof l->port, "%d", p->port);
+	l->wake_fd = fcntl(cm->wake_fd, F_DUPFD_CLOEXEC, 0);
+	pthread_attr_t attr;
+	pthread_t th;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	int r = l->wake_fd < 0 ? errno : pthread_create(&th, &attr, lookup_main, l);
+	pthread_attr_destroy(&attr);
 	if (r != 0) {
-		log_warn("election: cannot start resolving %s for sid %lld: %s", p->host,
-			 (long long)p->sid, gai_strerror(r));
+		log_warn("election: cannot start resolving %s for sid %lld: %s", p->host, (long long)p->sid,
+			 strerror(r));
+		if (l->wake_fd >= 0)
+			close(l->wake_fd);
+		free(l);
 		return;
 	}
-	p->resolving = true;
+	p->lookup = l;
 }
 
 /* Sets where to reach a stranger, from its handshake. */
@@ -322,7 +370,7 @@ static struct cnx_peer *stranger_add(struct cnxmgr *cm, int64_t sid)
 		struct cnx_peer *p = &cm->peers[i];
 		if (!p->used && !free_slot)
 			free_slot = p;
-		else if (p->used && !p->member && !p->conn && !p->dialing && !p->resolving && !idle)
+		else if (p->used && !p->member && !p->conn && !p->dialing && !p->lookup && !idle)
 			idle = p;
 	}
 	struct cnx_peer *p = free_slot ? free_slot : idle;
@@ -500,13 +548,13 @@ static bool conn_flush(struct cnxmgr *cm, struct cnx_conn *c)
 	}
 }
 
-static void connect_failed(struct cnx_peer *p, const char *why)
+static void connect_failed(struct cnxmgr *cm, struct cnx_peer *p, const char *why)
 {
 	p->failures++;
 	zlog(p->failures == 1 ? LOG_WARN : LOG_DEBUG,
 	     "election: cannot open channel to sid %lld at %s:%d: %s", (long long)p->sid, p->host,
 	     p->port, why);
-	resolve_async(p);   /* a name may point elsewhere by the next attempt */
+	resolve_async(cm, p);   /* a name may point elsewhere by the next attempt */
 }
 
 /* The TCP connection to c->peer is established: say who we are. */
@@ -548,19 +596,19 @@ static void connect_one(struct cnxmgr *cm, struct cnx_peer *p)
 	}
 	if (p->addrlen == 0) {
 		p->connect_when_resolved = true;
-		resolve_async(p);
+		resolve_async(cm, p);
 		return;
 	}
 	int fd = socket(p->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		connect_failed(p, strerror(errno));
+		connect_failed(cm, p, strerror(errno));
 		return;
 	}
 	set_nodelay(fd);
 	struct cnx_conn *c = conn_alloc(cm, fd, CONN_CONNECTING);
 	if (!c) {
 		close(fd);
-		connect_failed(p, "too many election connections");
+		connect_failed(cm, p, "too many election connections");
 		return;
 	}
 	c->peer = p;
@@ -578,7 +626,7 @@ static void connect_one(struct cnxmgr *cm, struct cnx_peer *p)
 	} else {
 		int err = errno;
 		conn_close(cm, c, LOG_DEBUG, NULL);
-		connect_failed(p, strerror(err));
+		connect_failed(cm, p, strerror(err));
 	}
 }
 
@@ -850,7 +898,7 @@ static void conn_event(struct cnxmgr *cm, struct cnx_conn *c, short revents)
 		if (err) {
 			struct cnx_peer *p = c->peer;
 			conn_close(cm, c, LOG_DEBUG, NULL);
-			connect_failed(p, strerror(err));
+			connect_failed(cm, p, strerror(err));
 			return;
 		}
 		on_connected(cm, c);
@@ -898,23 +946,19 @@ static void check_lookups(struct cnxmgr *cm)
 {
 	for (int i = 0; i < CNX_MAX_PEERS; i++) {
 		struct cnx_peer *p = &cm->peers[i];
-		if (!p->used || !p->resolving)
+		struct cnx_lookup *l = p->used ? p->lookup : NULL;
+		if (!l || !atomic_load(&l->done))
 			continue;
-		int r = gai_error(&p->gai);
-		if (r == EAI_INPROGRESS)
-			continue;
-		p->resolving = false;
-		if (r == 0 && p->gai.ar_result) {
-			memcpy(&p->addr, p->gai.ar_result->ai_addr, p->gai.ar_result->ai_addrlen);
-			p->addrlen = p->gai.ar_result->ai_addrlen;
+		if (l->addrlen) {
+			memcpy(&p->addr, &l->addr, l->addrlen);
+			p->addrlen = l->addrlen;
 			log_debug("election: resolved %s for sid %lld", p->host, (long long)p->sid);
 		} else {
 			log_warn("election: cannot resolve %s, the election address of sid %lld: %s",
-				 p->host, (long long)p->sid, gai_strerror(r));
+				 p->host, (long long)p->sid, gai_strerror(l->err));
 		}
-		if (p->gai.ar_result)
-			freeaddrinfo(p->gai.ar_result);
-		p->gai.ar_result = NULL;
+		p->lookup = NULL;
+		lookup_release(l);
 		bool dial = p->connect_when_resolved && p->addrlen;
 		p->connect_when_resolved = false;
 		if (dial)
@@ -932,7 +976,7 @@ static void expire(struct cnxmgr *cm)
 		if (c->st == CONN_CONNECTING) {
 			struct cnx_peer *p = c->peer;
 			conn_close(cm, c, LOG_DEBUG, NULL);
-			connect_failed(p, "connect timed out");
+			connect_failed(cm, p, "connect timed out");
 		} else if (c->st == CONN_HELLO) {
 			conn_close(cm, c, LOG_WARN, "timed out sending the handshake");
 		} else {
@@ -952,9 +996,6 @@ static int next_timeout(const struct cnxmgr *cm)
 				t = left;
 		}
 	}
-	for (int i = 0; i < CNX_MAX_PEERS; i++)
-		if (cm->peers[i].used && cm->peers[i].resolving && (t < 0 || t > CNX_DNS_POLL_MS))
-			t = CNX_DNS_POLL_MS;
 	return (int)t;
 }
 
@@ -1200,13 +1241,8 @@ void cnx_destroy(struct cnxmgr *cm)
 			conn_close(cm, &cm->conns[i], LOG_DEBUG, NULL);
 	for (int i = 0; i < CNX_MAX_PEERS; i++) {
 		struct cnx_peer *p = &cm->peers[i];
-		if (p->resolving && gai_cancel(&p->gai) != EAI_CANCELED) {
-			const struct gaicb *list[1] = { &p->gai };
-			while (gai_error(&p->gai) == EAI_INPROGRESS)
-				gai_suspend(list, 1, NULL);
-		}
-		if (p->resolving && p->gai.ar_result)
-			freeaddrinfo(p->gai.ar_result);
+		if (p->lookup)
+			lookup_release(p->lookup);     /* the lookup thread frees it if still running */
 		peer_release_buffers(p);
 	}
 	if (cm->listen_fd >= 0)

@@ -85,4 +85,15 @@ void quorum_stop(struct quorum *q);
 int quorum_state(const struct quorum *q);
 int64_t quorum_leader(const struct quorum *q);
 
+/* What mntr shows of the ensemble (leader figures are 0 elsewhere). */
+struct quorum_stats {
+	char peer_state[48];        /* "leading - broadcast", "looking", ... as ZooKeeper */
+	int learners;               /* connected learners */
+	int synced_followers;       /* followers past UPTODATE */
+	int synced_observers;
+	int pending_syncs;          /* learners' syncs not answered yet */
+	long last_proposal_size, min_proposal_size, max_proposal_size;
+};
+void quorum_get_stats(const struct quorum *q, struct quorum_stats *out);
+
 #endif

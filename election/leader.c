@@ -221,10 +221,18 @@ static void hook_propose(void *ctx, struct zreq **v, int n)
 	struct leader *ld = ctx;
 	struct jute_writer w;
 	jute_writer_init(&w, 4096);
+	struct zab_env *env = ld->env;
 	for (int i = 0; i < n; i++) {
 		size_t len;
 		const uint8_t *txn = processors_req_txn(v[i], &len);
 		qp_write(&w, QP_PROPOSAL, processors_req_zxid(v[i]), txn, (int32_t)len, NULL, 0);
+		long sz = (long)len;
+		atomic_store(&env->last_proposal_size, sz);
+		if (sz > atomic_load(&env->max_proposal_size))
+			atomic_store(&env->max_proposal_size, sz);
+		long mn = atomic_load(&env->min_proposal_size);
+		if (mn == 0 || sz < mn)
+			atomic_store(&env->min_proposal_size, sz);
 	}
 	pthread_mutex_lock(&ld->lock);
 	for (int i = 0; i < n; i++) {
@@ -295,6 +303,7 @@ static bool hook_has_quorum(void *ctx, const int64_t *sids, int n)
 static void hook_sync_done(void *ctx, int64_t sid)
 {
 	struct leader *ld = ctx;
+	atomic_fetch_sub(&ld->env->pending_syncs, 1);
 	pthread_mutex_lock(&ld->lock);
 	for (struct lh *h = ld->learners; h; h = h->next)
 		if (h->sid == sid && !h->gone)
@@ -417,7 +426,7 @@ static void handle_revalidate(struct lh *h, const struct qpacket *p)
 		return;
 	int64_t id = qp_get_long(p->data);
 	int32_t timeout = qp_get_int(p->data + 8);
-	bool valid = processors_session_valid(h->ld->env->st, id, timeout);
+	bool valid = processors_session_valid(h->ld->env->st, id, timeout, h->sid);
 	uint8_t out[9];
 	for (int i = 0; i < 8; i++)
 		out[i] = (uint8_t)((uint64_t)id >> (56 - 8 * i));
@@ -571,6 +580,8 @@ static void broadcast_loop(struct lh *h, struct qstream *in)
 			handle_revalidate(h, &p);
 			break;
 		case QP_REQUEST:
+			if (p.len >= 16 && qp_get_int(p.data + 12) == 9 /* OpCode.sync */)
+				atomic_fetch_add(&ld->env->pending_syncs, 1);
 			if (p.len < 16 || processors_zab_request(ld->env->st, h->sid, p.data, (size_t)p.len,
 								  p.auth, p.auth_len) != 0)
 				log_warn("learner %" PRId64 ": malformed REQUEST (%d bytes) ignored", h->sid, p.len);
@@ -602,6 +613,10 @@ out:
 	free(in);
 	lh_kill(h);
 	pthread_mutex_lock(&ld->lock);
+	if (h->phase == LH_SYNCED)
+		atomic_fetch_sub(h->observer ? &ld->env->synced_observers : &ld->env->synced_followers, 1);
+	atomic_fetch_sub(&ld->env->learners, 1);
+	h->phase = LH_DISCOVERY;
 	h->forwarding = false;
 	h->gone = true;
 	pthread_cond_broadcast(&ld->cond);
@@ -644,6 +659,7 @@ static void *acceptor_main(void *arg)
 		}
 		h->next = ld->learners;
 		ld->learners = h;
+		atomic_fetch_add(&ld->env->learners, 1);
 		pthread_mutex_unlock(&ld->lock);
 	}
 	return NULL;
@@ -797,6 +813,10 @@ void leader_run(struct zab_env *env)
 	if (!ld)
 		return;
 	ld->env = env;
+	atomic_store(&env->learners, 0);
+	atomic_store(&env->synced_followers, 0);
+	atomic_store(&env->synced_observers, 0);
+	atomic_store(&env->pending_syncs, 0);
 	pthread_mutex_init(&ld->lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -833,6 +853,7 @@ void leader_run(struct zab_env *env)
 		}
 	}
 	/* teardown: no client may write on, then every thread goes */
+	env->role_lost(env);
 	atomic_store(&env->st->serving, false);
 	processors_close_all_clients("the leader steps down");
 	pthread_mutex_lock(&ld->lock);

@@ -44,6 +44,8 @@ struct learner {
 	pthread_mutex_t mlock;          /* marker hand-off: Commit signals the peer thread */
 	pthread_cond_t mcond;
 	bool marker_seen;
+	struct { int64_t session; net_addr conn; } *rv;   /* revalidations asked (wlock) */
+	int n_rv, cap_rv;
 };
 
 static int64_t now_ms(void)
@@ -124,6 +126,57 @@ static void hook_marker(void *ctx, int64_t tag)
 	l->marker_seen = true;
 	pthread_cond_signal(&l->mcond);
 	pthread_mutex_unlock(&l->mlock);
+}
+
+void learner_revalidate(struct learner *l, int64_t session_id, int32_t timeout, net_addr conn)
+{
+	struct jute_writer w, d;
+	jute_writer_init(&d, 16);
+	jute_write_long(&d, session_id);
+	jute_write_int(&d, timeout);
+	jute_writer_init(&w, 64);
+	qp_write(&w, QP_REVALIDATE, -1, d.buf, (int32_t)d.len, NULL, 0);
+	pthread_mutex_lock(&l->wlock);
+	if (l->n_rv == l->cap_rv) {
+		int cap = l->cap_rv ? l->cap_rv * 2 : 16;
+		void *v = realloc(l->rv, (size_t)cap * sizeof *l->rv);
+		if (!v) {
+			pthread_mutex_unlock(&l->wlock);
+			processors_revalidated(conn, session_id, false);
+			goto out;
+		}
+		l->rv = v;
+		l->cap_rv = cap;
+	}
+	l->rv[l->n_rv].session = session_id;
+	l->rv[l->n_rv].conn = conn;
+	l->n_rv++;
+	send_locked(l, w.buf, w.len);
+	pthread_mutex_unlock(&l->wlock);
+out:
+	jute_writer_free(&w);
+	jute_writer_free(&d);
+}
+
+static void revalidated(struct learner *l, const struct qpacket *p)
+{
+	if (p->len < 9)
+		return;
+	int64_t session = qp_get_long(p->data);
+	bool valid = p->data[8] != 0;
+	net_addr conn = 0;
+	pthread_mutex_lock(&l->wlock);
+	for (int i = 0; i < l->n_rv; i++) {
+		if (l->rv[i].session == session) {
+			conn = l->rv[i].conn;
+			memmove(&l->rv[i], &l->rv[i + 1], (size_t)(l->n_rv - i - 1) * sizeof *l->rv);
+			l->n_rv--;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&l->wlock);
+	if (conn)
+		processors_revalidated(conn, session, valid);
 }
 
 /* ---- the protocol ----------------------------------------------------------------------- */
@@ -266,7 +319,8 @@ static int dispatch(struct learner *l, const struct qpacket *p)
 		processors_zab_sync();
 		return 0;
 	case QP_REVALIDATE:
-		return 0;   /* we validate sessions from the replicated table */
+		revalidated(l, p);
+		return 0;
 	default:
 		log_warn("leader %" PRId64 ": unexpected %s ignored", l->leader_sid, qp_name(p->type));
 		return 0;
@@ -348,6 +402,9 @@ void learner_run(struct zab_env *env, int64_t leader_sid, bool observer)
 	qstream_init(in, l->fd, env->cfg->tick_time * env->cfg->init_limit, env->max_packet);
 	if (register_with_leader(l, in, &new_epoch) != 0 || sync_with_leader(l, in, new_epoch) != 0)
 		goto out;
+	pthread_mutex_lock(&env->rv_lock);
+	env->learner = l;
+	pthread_mutex_unlock(&env->rv_lock);
 	atomic_store(&env->st->serving, true);
 	log_info("%s leader %" PRId64 " in epoch %" PRId64 "; serving clients", mode, leader_sid, new_epoch);
 	in->timeout_ms = env->cfg->tick_time * env->cfg->sync_limit;
@@ -363,6 +420,10 @@ void learner_run(struct zab_env *env, int64_t leader_sid, bool observer)
 			break;
 	}
 out:
+	env->role_lost(env);
+	pthread_mutex_lock(&env->rv_lock);
+	env->learner = NULL;
+	pthread_mutex_unlock(&env->rv_lock);
 	atomic_store(&env->st->serving, false);
 	processors_close_all_clients("lost the leader");
 	atomic_store(&env->learner_fd, -1);
@@ -372,6 +433,7 @@ out:
 	if (l->fd >= 0)
 		close(l->fd);
 	jute_writer_free(&l->held_acks);
+	free(l->rv);
 	pthread_mutex_destroy(&l->wlock);
 	pthread_mutex_destroy(&l->mlock);
 	pthread_cond_destroy(&l->mcond);

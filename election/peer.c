@@ -255,6 +255,25 @@ static int fast_forward(struct zab_env *env)
 	return reload(env);
 }
 
+/* zk_state.revalidate: to the learner running now, if any */
+static void revalidate(void *ctx, int64_t session_id, int32_t timeout, net_addr conn)
+{
+	struct zab_env *env = ctx;
+	pthread_mutex_lock(&env->rv_lock);
+	if (env->learner)
+		learner_revalidate(env->learner, session_id, timeout, conn);
+	else
+		processors_revalidated(conn, session_id, false);
+	pthread_mutex_unlock(&env->rv_lock);
+}
+
+static void role_lost(struct zab_env *env)
+{
+	struct quorum *q = env->peer;
+	atomic_store(&q->state, PEER_LOOKING);
+	fle_set_state(q->fle, PEER_LOOKING, NULL);
+}
+
 static void *peer_main(void *arg)
 {
 	struct quorum *q = arg;
@@ -304,6 +323,11 @@ struct quorum *quorum_start(const struct quorum_config *cfg, struct zk_state *st
 	q->env.cfg = &q->cfg;
 	q->env.stop = &q->stop;
 	q->env.track = track;
+	q->env.role_lost = role_lost;
+	pthread_mutex_init(&q->env.rv_lock, NULL);
+	st->revalidate = revalidate;
+	st->revalidate_ctx = &q->env;
+	q->env.peer = q;
 	q->env.max_packet = (size_t)st->limits.max_buffer * 2 + 1024 * 1024;
 	atomic_init(&q->env.learner_fd, -1);
 	if (datadir_load_epochs(st->storage.data_dir, atomic_load(&st->last_applied), &q->env.current_epoch,
@@ -347,4 +371,27 @@ int quorum_state(const struct quorum *q)
 int64_t quorum_leader(const struct quorum *q)
 {
 	return q ? atomic_load(&((struct quorum *)q)->leader) : 0;
+}
+
+void quorum_get_stats(const struct quorum *cq, struct quorum_stats *out)
+{
+	struct quorum *q = (struct quorum *)cq;
+	memset(out, 0, sizeof *out);
+	if (!q)
+		return;
+	struct zab_env *e = &q->env;
+	static const char *names[] = { "looking", "following", "leading", "observing" };
+	int state = atomic_load(&q->state);
+	const char *phase = state == PEER_LOOKING ? "" :
+			    atomic_load(&e->st->serving) ? " - broadcast" : " - synchronization";
+	snprintf(out->peer_state, sizeof out->peer_state, "%s%s", names[state & 3], phase);
+	if (state != PEER_LEADING)
+		return;
+	out->learners = atomic_load(&e->learners);
+	out->synced_followers = atomic_load(&e->synced_followers);
+	out->synced_observers = atomic_load(&e->synced_observers);
+	out->pending_syncs = atomic_load(&e->pending_syncs);
+	out->last_proposal_size = atomic_load(&e->last_proposal_size);
+	out->min_proposal_size = atomic_load(&e->min_proposal_size);
+	out->max_proposal_size = atomic_load(&e->max_proposal_size);
 }

@@ -5,6 +5,7 @@
 #ifndef ZKD_ELECTION_ZAB_H
 #define ZKD_ELECTION_ZAB_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -21,6 +22,18 @@ struct zab_env {
 	 * peer thread reads and writes them (zab_set_epoch keeps the files) */
 	int64_t accepted_epoch, current_epoch;
 	void (*track)(void *arg, int64_t session_id);   /* the session tracker */
+	/* Called by the leader or learner the moment its role is lost, before
+	 * tearing down: the election starts taking notifications at once, so
+	 * a vote sent by a faster peer meanwhile is not answered and dropped. */
+	void (*role_lost)(struct zab_env *env);
+	void *peer;                         /* peer.c's own */
+	/* for mntr: the leader's threads write, 4lw readers read */
+	atomic_int learners, synced_followers, synced_observers, pending_syncs;
+	atomic_long last_proposal_size, min_proposal_size, max_proposal_size;
+	/* the running learner, for the I/O threads' revalidations: learner.c
+	 * sets and clears it under rv_lock */
+	pthread_mutex_t rv_lock;
+	struct learner *learner;
 	/* packets, per quorum socket, may be this large (data + framing) */
 	size_t max_packet;
 	/* the learner's socket to the leader, -1 = none: quorum_stop shuts it
@@ -37,6 +50,11 @@ void leader_run(struct zab_env *env);
 /* Runs this server as a follower (or observer) of leader_sid until the
  * leader is lost or stop is set. */
 void learner_run(struct zab_env *env, int64_t leader_sid, bool observer);
+
+/* I/O threads (through zk_state.revalidate): sends REVALIDATE for a
+ * session a client resumes on this learner; the answer goes to conn. */
+struct learner;
+void learner_revalidate(struct learner *l, int64_t session_id, int32_t timeout, net_addr conn);
 
 /* ---- peer.c: the state both sides change -------------------------------------- */
 

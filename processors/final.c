@@ -51,6 +51,8 @@ static int apply_create_session(struct final *f, struct zreq *r)
 {
 	struct zsession *s = sessions_add(f->st->sessions, r->session_id, r->txn.timeout);
 	atomic_store(&s->conn, r->msg.to);
+	if (atomic_load(&f->st->role) == ZK_LEADER)
+		atomic_store(&s->owner, r->learner_sid ? r->learner_sid : f->st->limits.myid);
 	log_info("session 0x%" PRIx64 ": created, timeout %d ms", (uint64_t)r->session_id, r->txn.timeout);
 	if (f->st->on_session_created)
 		f->st->on_session_created(f->st->on_session_created_arg, r->session_id);

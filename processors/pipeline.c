@@ -126,9 +126,13 @@ void processors_stop_role(void)
 	if (!started)
 		return;
 	/* in chain order: nothing a later stage holds can be sent back */
-	for (int i = 0; i < ST_COUNT; i++)
+	int64_t t0 = mono_ms();
+	for (int i = 0; i < ST_COUNT; i++) {
 		stage_stop(&stages[i]);
+		log_debug("stage %s stopped after %lld ms", stages[i].name, (long long)(mono_ms() - t0));
+	}
 	syncer_stop();
+	log_debug("stages stopped in %lld ms", (long long)(mono_ms() - t0));
 	started = false;
 	drop_queued();
 	commit_free();
@@ -345,6 +349,7 @@ void processors_sessions_touch_all(struct zk_state *st, void (*track)(void *arg,
 	rcu_read_lock();
 	cds_lfht_for_each_entry(st->sessions->ht, &it, s, hnode) {
 		atomic_store(&s->deadline_ms, now + atomic_load(&s->timeout_ms));
+		atomic_store(&s->owner, 0);   /* learned again from the next request */
 		if (track)
 			track(NULL, s->id);
 	}
@@ -375,13 +380,24 @@ void processors_session_touch(struct zk_state *st, int64_t id, int32_t timeout)
 	rcu_read_unlock();
 }
 
-bool processors_session_valid(struct zk_state *st, int64_t id, int32_t timeout)
+bool processors_session_valid(struct zk_state *st, int64_t id, int32_t timeout, int64_t owner)
 {
 	rcu_read_lock();
 	struct zsession *s = sessions_find(st->sessions, id);
 	bool ok = s && !atomic_load(&s->closing);
-	if (ok)
+	if (ok) {
 		atomic_store(&s->deadline_ms, mono_ms() + (timeout > 0 ? timeout : atomic_load(&s->timeout_ms)));
+		atomic_store(&s->owner, owner);
+	}
 	rcu_read_unlock();
 	return ok;
+}
+
+void processors_revalidated(net_addr conn, int64_t session_id, bool valid)
+{
+	struct zreq *r = zreq_new(session_id, valid, ZNOTE_REVALIDATED, NULL, 0);
+	if (!r)
+		return;
+	r->msg.to = conn;
+	net_post(conn, &r->msg);
 }

@@ -614,6 +614,14 @@ static int check_session(struct prep *p, const struct zreq *r)
 	struct zsession *s = sessions_find(p->st->sessions, r->session_id);
 	if (!s || atomic_load(&s->closing))
 		return ZSESSIONEXPIRED;
+	/* in an ensemble: only the server that holds the session's connection
+	 * may act for it (a client that moved leaves a stale connection) */
+	if (atomic_load(&p->st->role) != ZK_LEADER)
+		return ZOK;
+	int64_t from = r->learner_sid ? r->learner_sid : p->st->limits.myid;
+	long long unknown = 0;
+	if (!atomic_compare_exchange_strong(&s->owner, &unknown, from) && unknown != from)
+		return ZSESSIONMOVED;   /* a new leader learns owners as ZooKeeper's does: first come */
 	return ZOK;
 }
 

@@ -90,6 +90,11 @@ struct zk_state {
 	/* The role the pipeline runs in now (enum zk_role); peer thread writes
 	 * while the stages are stopped, anyone reads. */
 	atomic_int role;
+	/* Learner: asks the leader whether a session a client resumes here is
+	 * still alive (REVALIDATE); the answer comes back through
+	 * processors_revalidated. Set once by server/ before start. */
+	void (*revalidate)(void *ctx, int64_t session_id, int32_t timeout, net_addr conn);
+	void *revalidate_ctx;
 };
 
 /* ---- the ensemble's hooks ------------------------------------------------------
@@ -170,8 +175,12 @@ void processors_sessions_touch_all(struct zk_state *st, void (*track)(void *arg,
 void processors_sessions_touched(struct zk_state *st, struct jute_writer *w);
 /* Leader: a learner reported a touch. */
 void processors_session_touch(struct zk_state *st, int64_t id, int32_t timeout);
-/* Leader: REVALIDATE: true if the session lives (and then touches it). */
-bool processors_session_valid(struct zk_state *st, int64_t id, int32_t timeout);
+/* Leader: REVALIDATE from learner `owner`: true if the session lives (and
+ * then touches it and makes owner its owner). */
+bool processors_session_valid(struct zk_state *st, int64_t id, int32_t timeout, int64_t owner);
+/* Learner: the leader's answer to a revalidation, to the I/O thread that
+ * holds conn. */
+void processors_revalidated(net_addr conn, int64_t session_id, bool valid);
 
 /* Starts Prep, Proposal, Sync, Commit and Final standalone. The tree must
  * be loaded and last_applied set. Returns 0 or -1 (logged). */

@@ -37,6 +37,7 @@
 enum client_state {
 	CL_NEW,             /* waiting for ConnectRequest */
 	CL_CONNECTING,      /* createSession is in the pipeline */
+	CL_REVALIDATING,    /* a learner asked the leader about a resumed session */
 	CL_READY,
 	CL_CLOSING,         /* closeSession sent or connection refused */
 };
@@ -190,7 +191,10 @@ static struct zreq *new_zreq(struct client *cl, int32_t xid, int32_t type, const
 	if (!r)
 		return NULL;
 	r->msg.to = net_conn_addr(cl->conn);
-	if (cl->ids.n > 1) {   /* beyond the ip identity every connection has */
+	/* beyond the ip identity every connection has; a learner forwards them
+	 * all (a ZooKeeper leader checks ACLs against the packet's authinfo) */
+	int role = atomic_load_explicit(&cl->st->role, memory_order_relaxed);
+	if (cl->ids.n > 1 || role == ZK_FOLLOWER || role == ZK_OBSERVER) {
 		r->ids = malloc(sizeof *r->ids);
 		if (r->ids)
 			*r->ids = cl->ids;
@@ -250,32 +254,33 @@ static void submit(struct client *cl, struct zreq *r)
 	pipeline_submit(r);
 }
 
-/* Resumes a session on this connection (id + password), answering at once. */
-static int reconnect(struct client *cl, const struct rec_connect_req *req, int timeout)
+/* The end of a reconnect: the answer to the client, and the session's
+ * connection moves here. */
+static void finish_reconnect(struct client *cl, bool valid, const char *why)
 {
-	uint8_t pw[16];
-	session_password(req->session_id, pw);
-	bool pw_ok = req->passwd.len == 16 && memcmp(pw, req->passwd.data, 16) == 0;
-	bool valid = false;
 	net_addr old = 0, me = net_conn_addr(cl->conn);
-	rcu_read_lock();
-	struct zsession *s = sessions_find(cl->st->sessions, req->session_id);
-	if (s && pw_ok && !atomic_load(&s->closing)) {
-		valid = true;
-		atomic_store(&s->timeout_ms, timeout);
-		atomic_store(&s->deadline_ms, mono_ms() + timeout);
-		old = atomic_exchange(&s->conn, me);
+	if (valid) {
+		rcu_read_lock();
+		struct zsession *s = sessions_find(cl->st->sessions, cl->session_id);
+		if (s && !atomic_load(&s->closing)) {
+			atomic_store(&s->timeout_ms, cl->timeout_ms);
+			atomic_store(&s->deadline_ms, mono_ms() + cl->timeout_ms);
+			old = atomic_exchange(&s->conn, me);
+			if (atomic_load(&cl->st->role) == ZK_LEADER)
+				atomic_store(&s->owner, cl->st->limits.myid);
+		} else {
+			valid = false;
+			why = "session expired";
+		}
+		rcu_read_unlock();
 	}
-	rcu_read_unlock();
-	cl->session_id = req->session_id;
-	cl->timeout_ms = timeout;
-	send_connect_response(cl, valid, timeout, false);
+	send_connect_response(cl, valid, cl->timeout_ms, false);
 	if (!valid) {
-		log_info("session 0x%" PRIx64 ": reconnect from %s refused (%s)", (uint64_t)req->session_id,
-			 cl->peer, !pw_ok ? "wrong password" : "session expired");
+		log_info("session 0x%" PRIx64 ": reconnect from %s refused (%s)", (uint64_t)cl->session_id,
+			 cl->peer, why);
 		cl->state = CL_CLOSING;
 		net_conn_close(cl->conn, "session expired or wrong password");
-		return 0;
+		return;
 	}
 	if (old && old != me) {
 		struct zreq *n = zreq_new(0, 0, ZOP_CLOSE, NULL, 0);
@@ -286,8 +291,35 @@ static int reconnect(struct client *cl, const struct rec_connect_req *req, int t
 		}
 	}
 	log_info("session 0x%" PRIx64 ": resumed from %s, timeout %d ms", (uint64_t)cl->session_id,
-		 cl->peer, timeout);
+		 cl->peer, cl->timeout_ms);
 	cl->state = CL_READY;
+}
+
+/* Resumes a session on this connection (id + password). A learner asks
+ * the leader first (REVALIDATE), which also makes this server the
+ * session's owner; everyone else answers at once. */
+static int reconnect(struct client *cl, const struct rec_connect_req *req, int timeout)
+{
+	uint8_t pw[16];
+	session_password(req->session_id, pw);
+	bool pw_ok = req->passwd.len == 16 && memcmp(pw, req->passwd.data, 16) == 0;
+	rcu_read_lock();
+	struct zsession *s = sessions_find(cl->st->sessions, req->session_id);
+	bool live = s && !atomic_load(&s->closing);
+	rcu_read_unlock();
+	cl->session_id = req->session_id;
+	cl->timeout_ms = timeout;
+	if (!pw_ok || !live) {
+		finish_reconnect(cl, false, !pw_ok ? "wrong password" : "session expired");
+		return 0;
+	}
+	int role = atomic_load(&cl->st->role);
+	if ((role == ZK_FOLLOWER || role == ZK_OBSERVER) && cl->st->revalidate) {
+		cl->state = CL_REVALIDATING;
+		cl->st->revalidate(cl->st->revalidate_ctx, req->session_id, timeout, net_conn_addr(cl->conn));
+		return 0;
+	}
+	finish_reconnect(cl, true, NULL);
 	return 0;
 }
 
@@ -1081,7 +1113,7 @@ static int on_frame(void *ctx, struct net_conn *c, const uint8_t *p, size_t len)
 		break;
 	}
 	touch_session(cl);
-	bool must_wait = cl->parked_head || cl->state == CL_CONNECTING ||
+	bool must_wait = cl->parked_head || cl->state == CL_CONNECTING || cl->state == CL_REVALIDATING ||
 			 (cl->in_flight > 0 && !is_pipelined_frame(p, len));
 	if (!must_wait)
 		return process(cl, p, len, now_ns());
@@ -1122,6 +1154,16 @@ static void on_msg(void *ctx, struct net_conn *c, struct net_msg *m)
 	struct client *cl = c ? net_conn_user(c) : NULL;
 	if (!cl) {
 		zreq_free(r);
+		return;
+	}
+	if (r->type == ZNOTE_REVALIDATED) {
+		bool valid = r->xid == 1 && r->session_id == cl->session_id;
+		zreq_free(r);
+		if (cl->state != CL_REVALIDATING)
+			return;
+		finish_reconnect(cl, valid, "the leader says the session expired");
+		if (cl->state == CL_READY && drain_parked(cl) != 0)
+			net_conn_close(c, "bad parked request");
 		return;
 	}
 	if (r->reply) {

@@ -66,8 +66,10 @@ bool processors_req_forward(const struct zreq *r, struct jute_writer *body, stru
 		jute_write_int(body, r->txn.timeout);   /* what ZooKeeper's learners send */
 	else if (r->body_len)
 		jute_write_raw(body, r->body, r->body_len);
-	if (!r->ids)
-		return false;
+	if (!r->ids) {
+		jute_write_int(auth, 0);   /* an empty list, never null: ZooKeeper iterates it */
+		return true;
+	}
 	jute_write_int(auth, r->ids->n);
 	for (int i = 0; i < r->ids->n; i++) {
 		jute_write_string(auth, r->ids->v[i].scheme);

@@ -54,6 +54,8 @@ enum {
 	ZNOTE_COMMIT = -1002,       /* learner: txn.zxid and all before are committed */
 	ZNOTE_SYNC = -1003,         /* learner: the leader answered the oldest sync */
 	ZNOTE_MARKER = -1004,       /* learner: session_id = tag, down Sync then Commit */
+	ZNOTE_REVALIDATED = -1005,  /* learner -> I/O thread: the leader's answer to a
+	                               reconnect (xid = 1 if the session is valid) */
 };
 
 struct zreq *zreq_new(int64_t session_id, int32_t xid, int32_t type, const uint8_t *body, size_t len);

@@ -31,6 +31,11 @@ struct zsession {
 	atomic_llong deadline_ms;       /* I/O thread on every packet: now + timeout (monotonic) */
 	atomic_ullong conn;             /* net_addr of its connection; I/O threads on (re)connect */
 	atomic_bool closing;            /* set once (exchange) by whoever submits the close */
+	/* The server whose client holds the session (ZooKeeper's session
+	 * owner), leader only: set by Final on createSession and by a
+	 * REVALIDATE or a reconnect on the leader; Prep refuses a request
+	 * from any other server with SESSIONMOVED. 0 = not known. */
+	atomic_llong owner;
 	atomic_bool touched;            /* I/O threads set on traffic; a learner's PING
 	                                   reporter clears (reports it to the leader) */
 };

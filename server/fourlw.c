@@ -139,6 +139,22 @@ static void mntr(struct out *o, struct zkd_server *srv)
 	tree_foreach(srv->st.tree, count_ephemeral, &eph);
 	say(o, "zk_version\t%s, built on %s\n", ZKD_VERSION, __DATE__);
 	say(o, "zk_server_state\t%s\n", mode(srv));
+	if (srv->quorum) {
+		struct quorum_stats q;
+		quorum_get_stats(srv->quorum, &q);
+		say(o, "zk_peer_state\t%s\n", q.peer_state);
+		if (quorum_state(srv->quorum) == PEER_LEADING) {
+			say(o, "zk_learners\t%d\n", q.learners);
+			say(o, "zk_followers\t%d\n", q.learners);
+			say(o, "zk_synced_followers\t%d\n", q.synced_followers);
+			say(o, "zk_synced_non_voting_followers\t0\n");
+			say(o, "zk_synced_observers\t%d\n", q.synced_observers);
+			say(o, "zk_pending_syncs\t%d\n", q.pending_syncs);
+			say(o, "zk_last_proposal_size\t%ld\n", q.last_proposal_size);
+			say(o, "zk_max_proposal_size\t%ld\n", q.max_proposal_size);
+			say(o, "zk_min_proposal_size\t%ld\n", q.min_proposal_size);
+		}
+	}
 	say(o, "zk_avg_latency\t%.4f\n", n ? (double)atomic_load(&s->lat_total_us) / (double)n / 1000.0 : 0.0);
 	say(o, "zk_max_latency\t%ld\n", atomic_load(&s->lat_max_us) / 1000);
 	say(o, "zk_min_latency\t%ld\n", atomic_load(&s->lat_min_us) / 1000);

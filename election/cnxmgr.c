@@ -67,6 +67,7 @@
 #define CNX_READ_ROOM 4096
 #define CNX_READS_PER_EVENT 16          /* so one chatty peer cannot starve the rest */
 #define CNX_HANDSHAKE_FIXED 20          /* version + sid + address length */
+#define CNX_ACCEPT_PAUSE_MS 100         /* out of file descriptors: stop accepting this long */
 
 enum conn_state {
 	CONN_FREE,
@@ -145,6 +146,7 @@ struct cnxmgr {
 	char my_address[300];              /* our election address, as sent in handshakes */
 	int socket_timeout_ms;             /* for an incoming handshake */
 	int listen_fd;
+	int64_t accept_paused_until;       /* election thread: monotonic ms, 0 = accepting */
 	/* eventfd: any thread writes it after giving the election thread work
 	 * (send slot, connect request, halt); the election thread reads it. */
 	int wake_fd;
@@ -865,8 +867,13 @@ static void accept_all(struct cnxmgr *cm)
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				log_warn("election: accept failed: %s", strerror(errno));
+			if (errno != EAGAIN && errno != EWOULDBLOCK) {
+				/* e.g. EMFILE: the connection stays queued and poll would
+				 * report it again at once, so look away for a while */
+				log_warn("election: accept failed: %s; not accepting for %d ms", strerror(errno),
+					 CNX_ACCEPT_PAUSE_MS);
+				cm->accept_paused_until = now_ms() + CNX_ACCEPT_PAUSE_MS;
+			}
 			return;
 		}
 		char remote[80];
@@ -988,6 +995,8 @@ static void expire(struct cnxmgr *cm)
 static int next_timeout(const struct cnxmgr *cm)
 {
 	int64_t now = now_ms(), t = -1;
+	if (cm->accept_paused_until)
+		t = cm->accept_paused_until > now ? cm->accept_paused_until - now : 0;
 	for (int i = 0; i < CNX_MAX_CONNS; i++) {
 		const struct cnx_conn *c = &cm->conns[i];
 		if (c->st != CONN_FREE && c->deadline) {
@@ -1006,7 +1015,10 @@ void cnx_run(struct cnxmgr *cm)
 	while (!atomic_load(&cm->halted)) {
 		int n = 0;
 		pfd[n++] = (struct pollfd){ .fd = cm->wake_fd, .events = POLLIN };
-		pfd[n++] = (struct pollfd){ .fd = cm->listen_fd, .events = POLLIN };
+		if (cm->accept_paused_until && now_ms() >= cm->accept_paused_until)
+			cm->accept_paused_until = 0;
+		/* a negative fd is ignored by poll: the listener while paused */
+		pfd[n++] = (struct pollfd){ .fd = cm->accept_paused_until ? -1 : cm->listen_fd, .events = POLLIN };
 		int first = n;
 		for (int i = 0; i < CNX_MAX_CONNS; i++) {
 			struct cnx_conn *c = &cm->conns[i];

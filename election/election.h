@@ -57,6 +57,9 @@ struct quorum_config {
 	 * notifications (zookeeper.fle.maxNotificationInterval, 60 s there). */
 	int finalize_wait_ms;
 	int max_notification_interval_ms;
+	/* readonlymode.enabled: after max(2 s, tickTime) without a quorum the
+	 * server serves read-only sessions */
+	bool read_only_enabled;
 };
 
 /* The member with id sid, or NULL. */

@@ -49,11 +49,11 @@ struct fle {
 
 	/* mu guards everything below. Writers: the peer thread in fle_lookup
 	 * (proposal, round, state, ring pops) and fle_set_state; the election
-	 * thread (ring pushes); fle_stop (stopping). Readers: the election
-	 * thread when it answers, the peer thread when it waits. Never held
-	 * while calling into cnxmgr. */
+	 * thread (ring pushes); fle_interrupt and fle_stop (stopping).
+	 * Readers: the election thread when it answers, the peer thread when
+	 * it waits. Never held while calling into cnxmgr. */
 	pthread_mutex_t mu;
-	/* Signalled when a notification is queued, when fle_stop begins and
+	/* Signalled when a notification is queued, when stopping is set and
 	 * when a fle_lookup returns; waited on by fle_lookup and fle_stop. */
 	pthread_cond_t cond;
 	int32_t state;              /* enum peer_state, as we announce it */
@@ -66,7 +66,7 @@ struct fle {
 	 * vote), popped by the peer thread; when full the oldest is dropped. */
 	struct fle_notification ring[FLE_RECV_CAPACITY];
 	int ring_head, ring_count;
-	bool stopping;
+	bool stopping;              /* fle_lookup returns -1 from now on */
 	int lookups;                /* fle_lookup calls in progress */
 };
 

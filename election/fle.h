@@ -52,7 +52,8 @@ struct fle *fle_start(const struct quorum_config *cfg, char *err, size_t errlen)
  * also what we answer others with from then on. last_zxid and
  * current_epoch are our log's last zxid and our current epoch (ignored by
  * an observer, which proposes nobody). Blocks the caller. Returns 0, or -1
- * once fle_stop has been called (also if it is called meanwhile). */
+ * once fle_interrupt or fle_stop has been called (also if it is called
+ * meanwhile). */
 int fle_lookup(struct fle *f, int64_t last_zxid, int64_t current_epoch, struct fle_vote *out);
 
 /* What we answer others with outside an election: our state and, unless
@@ -62,8 +63,10 @@ int fle_lookup(struct fle *f, int64_t last_zxid, int64_t current_epoch, struct f
 void fle_set_state(struct fle *f, int32_t state, const struct fle_vote *current);
 
 /* Makes a fle_lookup in progress, and every later one, return -1 at once
- * (the peer thread is told to stop before fle_stop frees f). Any thread. */
+ * (the peer thread is told to stop before fle_stop frees f). The election
+ * thread keeps answering until fle_stop. Any thread. */
 void fle_interrupt(struct fle *f);
+
 /* Stops the election thread, waits for a fle_lookup in progress to return
  * -1, closes every socket and frees f. */
 void fle_stop(struct fle *f);

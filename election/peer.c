@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <urcu.h>
@@ -43,6 +44,9 @@ struct quorum {
 	struct fle *fle;
 	pthread_t thread;
 	atomic_int state;               /* enum peer_state, for srvr/mntr */
+	atomic_llong looking_since;     /* monotonic ms the peer went LOOKING */
+	pthread_t ro_thread;            /* zkd-rotimer: read-only mode, if enabled */
+	bool ro_started;
 	atomic_llong leader;            /* sid of the current leader, 0 = none */
 };
 
@@ -267,10 +271,51 @@ static void revalidate(void *ctx, int64_t session_id, int32_t timeout, net_addr 
 	pthread_mutex_unlock(&env->rv_lock);
 }
 
+static int64_t mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void set_looking(struct quorum *q)
+{
+	atomic_store(&q->looking_since, mono_now());
+	atomic_store(&q->state, PEER_LOOKING);
+}
+
+/* zkd-rotimer: ZooKeeper starts its read-only server once the peer has
+ * been LOOKING for max(2 s, tickTime); so do we, by setting read_only. */
+static void *ro_main(void *arg)
+{
+	struct quorum *q = arg;
+	log_thread_name("zkd-rotimer");
+	int64_t after = q->cfg.tick_time > 2000 ? q->cfg.tick_time : 2000;
+	while (!atomic_load(&q->stop)) {
+		usleep(50 * 1000);
+		struct zk_state *st = q->env.st;
+		if (atomic_load(&q->state) == PEER_LOOKING && !atomic_load(&st->serving) &&
+		    !atomic_load(&st->read_only) && mono_now() - atomic_load(&q->looking_since) >= after) {
+			atomic_store(&st->read_only, true);
+			log_info("no quorum for %lld ms: serving read-only sessions", (long long)after);
+		}
+	}
+	return NULL;
+}
+
+/* Leaving read-only mode: its sessions were this server's alone. */
+static void end_read_only(struct quorum *q)
+{
+	if (!atomic_exchange(&q->env.st->read_only, false))
+		return;
+	processors_close_all_clients("read-only mode ends");
+	log_info("read-only mode ends");
+}
+
 static void role_lost(struct zab_env *env)
 {
 	struct quorum *q = env->peer;
-	atomic_store(&q->state, PEER_LOOKING);
+	set_looking(q);
 	fle_set_state(q->fle, PEER_LOOKING, NULL);
 }
 
@@ -283,7 +328,8 @@ static void *peer_main(void *arg)
 	const struct quorum_member *me = quorum_member(&q->cfg, q->cfg.myid);
 	bool observer = me && me->observer;
 	while (!atomic_load(&q->stop)) {
-		atomic_store(&q->state, PEER_LOOKING);
+		if (atomic_load(&q->state) != PEER_LOOKING)
+			set_looking(q);
 		atomic_store(&q->leader, 0);
 		if (fast_forward(env) != 0) {
 			log_error("cannot bring the tree up to the log; stopping");
@@ -295,16 +341,15 @@ static void *peer_main(void *arg)
 		if (fle_lookup(q->fle, last, env->current_epoch, &v) != 0)
 			break;
 		atomic_store(&q->leader, v.leader);
-		if (v.leader == q->cfg.myid && !observer) {
-			atomic_store(&q->state, PEER_LEADING);
-			fle_set_state(q->fle, PEER_LEADING, &v);
+		bool leading = v.leader == q->cfg.myid && !observer;
+		int state = leading ? PEER_LEADING : observer ? PEER_OBSERVING : PEER_FOLLOWING;
+		atomic_store(&q->state, state);   /* first: the read-only timer looks at it */
+		end_read_only(q);
+		fle_set_state(q->fle, state, &v);
+		if (leading)
 			leader_run(env);
-		} else {
-			int state = observer ? PEER_OBSERVING : PEER_FOLLOWING;
-			atomic_store(&q->state, state);
-			fle_set_state(q->fle, state, &v);
+		else
 			learner_run(env, v.leader, observer);
-		}
 	}
 	rcu_unregister_thread();
 	return NULL;
@@ -340,6 +385,9 @@ struct quorum *quorum_start(const struct quorum_config *cfg, struct zk_state *st
 		free(q);
 		return NULL;
 	}
+	set_looking(q);
+	if (cfg->read_only_enabled && pthread_create(&q->ro_thread, NULL, ro_main, q) == 0)
+		q->ro_started = true;
 	if (pthread_create(&q->thread, NULL, peer_main, q) != 0) {
 		snprintf(err, errlen, "cannot start the peer thread");
 		fle_stop(q->fle);
@@ -359,6 +407,8 @@ void quorum_stop(struct quorum *q)
 	if (fd >= 0)
 		shutdown(fd, SHUT_RDWR);   /* so does a following one */
 	pthread_join(q->thread, NULL);
+	if (q->ro_started)
+		pthread_join(q->ro_thread, NULL);
 	fle_stop(q->fle);
 	free(q);
 }

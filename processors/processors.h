@@ -87,6 +87,11 @@ struct zk_state {
 	 * standalone; in an ensemble from UPTODATE until the peer leaves its
 	 * role. Written by the peer thread (election/), read by I/O threads. */
 	atomic_bool serving;
+	/* readonlymode.enabled and the peer has been LOOKING for a while: while
+	 * not serving, clients that said they can be read-only get read-only
+	 * sessions (reads served, writes answered NOTREADONLY), as ZooKeeper's
+	 * ReadOnlyZooKeeperServer. Written by the peer, read by I/O threads. */
+	atomic_bool read_only;
 	/* The role the pipeline runs in now (enum zk_role); peer thread writes
 	 * while the stages are stopped, anyone reads. */
 	atomic_int role;

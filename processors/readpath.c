@@ -69,6 +69,7 @@ struct client {
 	int n_watches, cap_watches, compact_at;
 	int64_t seen_zxid;              /* the newest change the current read looked at */
 	bool throttled;                 /* paused by globalOutstandingLimit */
+	bool read_only;                 /* a read-only session (no quorum) */
 	struct client *throttle_next;
 	/* `cons` reads these without the owner's knowledge: relaxed atomics. */
 	atomic_long recved, sent, last_zxid, last_cxid, lat_min, lat_max, lat_total, lat_count;
@@ -144,13 +145,14 @@ static void send_header_only(struct client *cl, int32_t xid, int64_t zxid, int e
 
 static void send_connect_response(struct client *cl, bool valid, int timeout, bool old_client)
 {
+	bool ro = cl->read_only;
 	uint8_t pw[16] = { 0 };
 	if (valid)
 		session_password(cl->session_id, pw);
 	struct rec_connect_resp resp = {
 		.protocol_version = 0, .timeout = valid ? timeout : 0,
 		.session_id = valid ? cl->session_id : 0, .passwd = pw, .passwd_len = 16,
-		.read_only = false,
+		.read_only = ro,
 	};
 	struct jute_writer *w = net_conn_out(cl->conn);
 	size_t mark = net_frame_begin(w);
@@ -323,6 +325,43 @@ static int reconnect(struct client *cl, const struct rec_connect_req *req, int t
 	return 0;
 }
 
+/* Without a quorum (read-only mode): a client that can be read-only gets a
+ * session only this server knows, or resumes its own if the table still
+ * has it; nothing goes through the pipeline (ZooKeeper's
+ * ReadOnlyZooKeeperServer). Others are refused. */
+static int connect_read_only(struct client *cl, const struct rec_connect_req *req, int timeout, bool old_client)
+{
+	if (!req->read_only) {
+		log_info("client %s: refusing a session that cannot be read-only: this server has no quorum",
+			 cl->peer);
+		return -1;
+	}
+	cl->read_only = true;
+	cl->timeout_ms = timeout;
+	bool valid = true;
+	if (req->session_id) {
+		uint8_t pw[16];
+		session_password(req->session_id, pw);
+		rcu_read_lock();
+		struct zsession *s = sessions_find(cl->st->sessions, req->session_id);
+		valid = s && !atomic_load(&s->closing) && req->passwd.len == 16 && !memcmp(pw, req->passwd.data, 16);
+		rcu_read_unlock();
+		cl->session_id = req->session_id;
+	} else {
+		cl->session_id = sessions_next_id(cl->st->sessions);
+	}
+	send_connect_response(cl, valid, timeout, old_client);
+	if (!valid) {
+		cl->state = CL_CLOSING;
+		net_conn_close(cl->conn, "session expired");
+		return 0;
+	}
+	log_info("session 0x%" PRIx64 ": read-only for %s (no quorum), timeout %d ms", (uint64_t)cl->session_id,
+		 cl->peer, timeout);
+	cl->state = CL_READY;
+	return 0;
+}
+
 static int handle_connect(struct client *cl, const uint8_t *p, size_t len)
 {
 	struct jute_reader r;
@@ -344,6 +383,8 @@ static int handle_connect(struct client *cl, const uint8_t *p, size_t len)
 		return -1;
 	}
 	int timeout = clamp_timeout(&cl->st->limits, req.timeout);
+	if (!atomic_load(&cl->st->serving))
+		return connect_read_only(cl, &req, timeout, old_client);
 	if (req.session_id != 0)
 		return reconnect(cl, &req, timeout);
 
@@ -960,6 +1001,18 @@ static int process(struct client *cl, const uint8_t *p, size_t len, int64_t recv
 			return 0;
 		}
 	}
+	if (cl->read_only && goes_through_pipeline(h.type)) {
+		if (h.type == ZOP_CLOSE) {
+			/* a session only this server knew: nothing to replicate */
+			send_header_only(cl, h.xid, last_applied(cl), ZOK);
+			cl->state = CL_CLOSING;
+			net_conn_close(cl->conn, "session closed");
+			return 0;
+		}
+		send_header_only(cl, h.xid, last_applied(cl), ZNOTREADONLY);
+		count_reply(cl, h.type, recv, last_applied(cl), h.xid);
+		return 0;
+	}
 	if (goes_through_pipeline(h.type)) {
 		struct zreq *z = new_zreq(cl, h.xid, h.type, p + 8, len - 8);
 		if (!z)
@@ -1098,7 +1151,8 @@ static int on_frame(void *ctx, struct net_conn *c, const uint8_t *p, size_t len)
 	struct client *cl = net_conn_user(c);
 	if (!cl)
 		return -1;
-	if (!atomic_load_explicit(&cl->st->serving, memory_order_acquire)) {
+	if (!atomic_load_explicit(&cl->st->serving, memory_order_acquire) &&
+	    !(atomic_load_explicit(&cl->st->read_only, memory_order_acquire) && (cl->state == CL_NEW || cl->read_only))) {
 		/* ZooKeeper: "ZooKeeperServer not running"; the client tries
 		 * another server */
 		log_info("client %s: closing, this server is not serving (no leader or quorum)", cl->peer);

@@ -73,6 +73,7 @@ struct zkd_config {
 	 * must take under 200 ms. */
 	int fle_min_notification_interval;
 	int fle_max_notification_interval; /* default 60000, as ZooKeeper */
+	bool readonly_mode_enabled;  /* readonlymode.enabled; default false */
 	int64_t myid;               /* from dataDir/myid when servers are listed; 0 otherwise */
 	int n_servers;
 	struct zkd_cfg_server servers[ZKD_CFG_MAX_SERVERS];

@@ -222,7 +222,7 @@ size_t fourlw_answer(struct zkd_server *srv, const char *cmd, char *buf, size_t 
 	else if (!strcmp(cmd, "wchs") || !strcmp(cmd, "wchc") || !strcmp(cmd, "wchp"))
 		o.len += processors_describe_watches(o.buf + o.len, o.cap - o.len, cmd[3]);
 	else if (!strcmp(cmd, "isro"))
-		say(&o, "rw");
+		say(&o, atomic_load(&srv->st.read_only) && !atomic_load(&srv->st.serving) ? "ro" : "rw");
 	else if (!strcmp(cmd, "srst")) {
 		processors_reset_stats(&srv->st);
 		say(&o, "Server stats reset.\n");

@@ -211,6 +211,7 @@ static void quorum_from_config(const struct zkd_config *cfg, struct quorum_confi
 	q->election_bind_retries = cfg->election_port_bind_retry;
 	q->finalize_wait_ms = cfg->fle_min_notification_interval;
 	q->max_notification_interval_ms = cfg->fle_max_notification_interval;
+	q->read_only_enabled = cfg->readonly_mode_enabled;
 }
 
 static void on_4lw(void *ctx, struct net_conn *c, const char cmd[4])

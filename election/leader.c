@@ -38,6 +38,8 @@
 #include <urcu.h>
 
 #include "net/log.h"
+#include "storage/txncodec.h"
+#include "storage/txnlog.h"
 #include "zab.h"
 
 #define COMMITTED_LOG_MAX 500        /* ZooKeeper's commitLogCount default */
@@ -212,6 +214,38 @@ static void committed_add(struct leader *ld, int64_t zxid, const uint8_t *data, 
 	memcpy(e->data, data, len);
 	e->len = len;
 	e->owned = true;
+}
+
+/* The last txns of the log, so that a learner a little behind gets a DIFF
+ * from a new leader rather than a whole snapshot (ZooKeeper fills its
+ * committed log while loading the database). */
+static int warm_one(void *arg, struct ztxn *t, char *err, size_t errlen)
+{
+	struct leader *ld = arg;
+	if (t->zxid > ld->last_committed)
+		return 0;
+	struct jute_writer w;
+	jute_writer_init(&w, 256);
+	int rc = txn_encode(&w, t, err, errlen);
+	if (rc == 0)
+		committed_add(ld, t->zxid, w.buf, w.len);
+	jute_writer_free(&w);
+	return rc;
+}
+
+static void warm_committed_log(struct leader *ld)
+{
+	int64_t last = ld->last_committed;
+	int64_t counter = last & 0xffffffffLL;
+	int64_t after = counter > COMMITTED_LOG_MAX ? last - COMMITTED_LOG_MAX : zxid_make(zxid_epoch(last), 0);
+	char err[256];
+	int64_t got = 0;
+	if (last > 0 && txnlog_replay(ld->env->st->storage.data_log_dir, after, warm_one, ld, &got, err, sizeof err) != 0) {
+		log_warn("cannot read the log's last txns for syncing learners (they will get snapshots): %s", err);
+		for (int i = 0; i < ld->c_n; i++)
+			free(committed_at(ld, i)->data);
+		ld->c_n = ld->c_head = 0;
+	}
 }
 
 /* ---- the pipeline's hooks (zab_ops) ------------------------------------------------------ */
@@ -834,6 +868,7 @@ void leader_run(struct zab_env *env)
 		free(ld);
 		return;
 	}
+	warm_committed_log(ld);
 	if (pthread_create(&ld->acceptor, NULL, acceptor_main, ld) != 0) {
 		close(ld->listen_fd);
 		free(ld);

@@ -26,7 +26,8 @@ endif
 # Debian packages the build and the tests need (installed by `make deps` when missing).
 DEB_BUILD = build-essential liburcu-dev libssl-dev libcriterion-dev pkg-config
 DEB_TEST  = zookeeper zookeeper-bin default-jre-headless python3 python3-kazoo \
-            python3-pytest libzookeeper-mt-dev netcat-openbsd libcurator-recipes-java default-jdk-headless
+            python3-pytest libzookeeper-mt-dev netcat-openbsd libcurator-recipes-java default-jdk-headless \
+            iproute2
 DEB_ALL   = $(DEB_BUILD) $(DEB_TEST)
 
 LIB_SRC  := $(sort $(wildcard net/*.c storage/*.c processors/*.c election/*.c server/*.c))
@@ -35,7 +36,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps run test unit integration conformance asan tsan stress bench clean
+.PHONY: all deps run test unit integration conformance asan tsan stress bench bench-ensemble ensemble ensemble-zk clean
 all: $(BUILD)/zkd bin/zkd $(BUILD)/zkd-dump bin/zkd-dump
 
 deps:
@@ -125,5 +126,18 @@ $(BUILD)/bench/probes: $(BUILD)/bench/probes.o $(BUILD)/bench/hist.o
 bench: deps $(BUILD)/zkd $(BUILD)/bench/zkbench $(BUILD)/bench/probes
 	@command -v gnuplot >/dev/null || $(MAKE) --no-print-directory deps DEB_ALL=gnuplot-nox
 	bench/compare --quick --zkd $(BUILD)/zkd --zkbench $(BUILD)/bench/zkbench --probes $(BUILD)/bench/probes
+
+# 3-server ensembles, zkd against ZooKeeper 3.8: write throughput and failover
+bench-ensemble: deps $(BUILD)/zkd $(BUILD)/bench/zkbench
+	bench/ensemble --quick
+	bench/failover --server zkd
+	bench/failover --server zk
+
+# the ensemble suite alone (make integration runs it too); ensemble-zk runs
+# it against real ZooKeeper only, to check the tests themselves
+ensemble: $(BUILD)/zkd
+	ZKD=$(BUILD)/zkd ENSEMBLE_KINDS="zkd,zkd,zkd;zkd,zkd,zk;zkd,zk,zk" /usr/bin/python3 -m pytest -p no:cacheprovider -v tests/integration/test_ensemble.py
+ensemble-zk:
+	ENSEMBLE_KINDS=zk,zk,zk /usr/bin/python3 -m pytest -p no:cacheprovider -v tests/integration/test_ensemble.py
 
 -include $(BENCH_ZKBENCH_OBJ:.o=.d) $(BUILD)/bench/probes.d

@@ -831,6 +831,7 @@ static int establish(struct leader *ld)
 	}
 	if (zab_set_current_epoch(env, epoch) != 0)
 		return -1;
+	env->epoch_established(env, epoch);
 	processors_sessions_touch_all(env->st, env->track);
 	pthread_mutex_lock(&ld->lock);
 	ld->established = true;

@@ -405,6 +405,7 @@ void learner_run(struct zab_env *env, int64_t leader_sid, bool observer)
 	pthread_mutex_lock(&env->rv_lock);
 	env->learner = l;
 	pthread_mutex_unlock(&env->rv_lock);
+	env->epoch_established(env, new_epoch);
 	atomic_store(&env->st->serving, true);
 	log_info("%s leader %" PRId64 " in epoch %" PRId64 "; serving clients", mode, leader_sid, new_epoch);
 	in->timeout_ms = env->cfg->tick_time * env->cfg->sync_limit;

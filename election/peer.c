@@ -48,6 +48,7 @@ struct quorum {
 	pthread_t ro_thread;            /* zkd-rotimer: read-only mode, if enabled */
 	bool ro_started;
 	atomic_llong leader;            /* sid of the current leader, 0 = none */
+	struct fle_vote vote;           /* the peer thread's: the vote decided last */
 };
 
 /* ---- the state on disk and in memory --------------------------------------------- */
@@ -312,6 +313,13 @@ static void end_read_only(struct quorum *q)
 	log_info("read-only mode ends");
 }
 
+static void epoch_established(struct zab_env *env, int64_t epoch)
+{
+	struct quorum *q = env->peer;
+	q->vote.peer_epoch = epoch;
+	fle_set_state(q->fle, atomic_load(&q->state), &q->vote);
+}
+
 static void role_lost(struct zab_env *env)
 {
 	struct quorum *q = env->peer;
@@ -345,6 +353,7 @@ static void *peer_main(void *arg)
 		int state = leading ? PEER_LEADING : observer ? PEER_OBSERVING : PEER_FOLLOWING;
 		atomic_store(&q->state, state);   /* first: the read-only timer looks at it */
 		end_read_only(q);
+		q->vote = v;
 		fle_set_state(q->fle, state, &v);
 		if (leading)
 			leader_run(env);
@@ -369,6 +378,7 @@ struct quorum *quorum_start(const struct quorum_config *cfg, struct zk_state *st
 	q->env.stop = &q->stop;
 	q->env.track = track;
 	q->env.role_lost = role_lost;
+	q->env.epoch_established = epoch_established;
 	pthread_mutex_init(&q->env.rv_lock, NULL);
 	st->revalidate = revalidate;
 	st->revalidate_ctx = &q->env;

@@ -26,6 +26,11 @@ struct zab_env {
 	 * tearing down: the election starts taking notifications at once, so
 	 * a vote sent by a faster peer meanwhile is not answered and dropped. */
 	void (*role_lost)(struct zab_env *env);
+	/* Called once the new epoch is established (leader: NEWLEADER quorum;
+	 * learner: UPTODATE): from then on the election answers others with
+	 * that epoch as the vote's peer epoch (ZooKeeper's updateElectionVote),
+	 * which is what a late ZooKeeper server matches votes by. */
+	void (*epoch_established)(struct zab_env *env, int64_t epoch);
 	void *peer;                         /* peer.c's own */
 	/* for mntr: the leader's threads write, 4lw readers read */
 	atomic_int learners, synced_followers, synced_observers, pending_syncs;

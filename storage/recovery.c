@@ -17,6 +17,13 @@
  *   by replayed creates; entries are checked against the tree when used
  *   (the node must still exist and still be owned by that session), so
  *   deletes never need to update it.
+ * - A fuzzy snapshot can also lack a node whose parent it copied before the
+ *   node was deleted (the walk visits the child after the delete). Replaying
+ *   that delete finds nothing, but the parent's pzxid must still move to
+ *   the delete's zxid, as the delete moved it. ZooKeeper leaves it behind
+ *   (its restored pzxid can be older than the one its leader had); we move
+ *   it for every replayed delete - top level, in a multi, or listed by a
+ *   closeSession - which is a no-op when the delete did find its node.
  */
 #include "recovery.h"
 
@@ -183,6 +190,15 @@ static void fix_existing_create(struct ztree *tree, const struct ztxn *t)
 		tree_set_cversion_pzxid(tree, t->path, plen, t->parent_cversion, t->zxid);
 }
 
+/* See the top of the file: a delete that found nothing in a fuzzy snapshot. */
+static void fix_delete_pzxid(struct ztree *tree, const char *path, size_t len, int64_t zxid)
+{
+	size_t plen, nlen;
+	const char *name;
+	if (path && tree_split(path, len, &plen, &name, &nlen))
+		tree_advance_pzxid(tree, path, plen, zxid);
+}
+
 static void index_create(struct recovery_apply *a, const struct ztxn *t)
 {
 	if (t->type == ZOP_CREATE && normal_owner(t->ephemeral_owner))
@@ -192,6 +208,8 @@ static void index_create(struct recovery_apply *a, const struct ztxn *t)
 static void kill_session(struct recovery_apply *a, struct ztxn *t)
 {
 	txn_apply(a->tree, t, NULL, NULL);   /* the listed paths */
+	for (int i = 0; i < t->n_close_paths; i++)
+		fix_delete_pzxid(a->tree, t->close_paths[i], strlen(t->close_paths[i]), t->zxid);
 	struct eph_owner *e = eph_take(a, t->session_id);
 	if (!e)
 		return;
@@ -242,10 +260,13 @@ int recovery_apply_txn(struct recovery_apply *a, struct ztxn *t)
 		}
 		txn_apply(tree, t, NULL, NULL);
 		for (int i = 0; i < t->n_sub && !failed; i++) {
+			struct ztxn *s = &t->sub[i];
 			if (existed[i])
-				fix_existing_create(tree, &t->sub[i]);
+				fix_existing_create(tree, s);
 			else
-				index_create(a, &t->sub[i]);
+				index_create(a, s);
+			if (s->type == ZOP_DELETE)
+				fix_delete_pzxid(tree, s->path, s->path_len, t->zxid);
 		}
 		rcu_read_unlock();
 		free(existed);
@@ -259,6 +280,8 @@ int recovery_apply_txn(struct recovery_apply *a, struct ztxn *t)
 			fix_existing_create(tree, t);
 		else if (rc == ZOK)
 			index_create(a, t);
+		else if (rc == ZNONODE && t->type == ZOP_DELETE)
+			fix_delete_pzxid(tree, t->path, t->path_len, t->zxid);
 		else if (t->type != ZOP_ERROR)
 			log_debug("replay: zxid 0x%" PRIx64 " %s %s: %s (ignored, as ZooKeeper does)",
 				  (uint64_t)t->zxid, zk_op_name(t->type), t->path ? t->path : "", zk_err_name(rc));

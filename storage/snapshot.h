@@ -16,11 +16,15 @@
  *   ZxidDigest{long zxid, int version, long digest}    (3.6+)
  *   long Adler-32 of all bytes so far, ustring "/"     second seal
  *
+ * Between the header and the first seal is the body ZooKeeper also sends a
+ * learner in a SNAP sync; snapbody.c encodes and parses it for both.
+ *
  * ACL ids: -1 is OPEN_ACL_UNSAFE and is never in the map
  * (ReferenceCountedACLCache); the others count from 1. We give every
  * distinct ACL encoding an id and write world:anyone/ALL as -1.
  *
- * The digest: zkd keeps no tree digest, so it writes the "empty" ZxidDigest
+ * The digest: zkd keeps no running tree digest (digest.h computes one on
+ * demand, for tests and tools), so it writes the "empty" ZxidDigest
  * ZooKeeper itself writes when it has none (zxid 0, version 2, digest 0),
  * which ZooKeeper reads as "nothing to compare". On load a digest is
  * checked for its seal and otherwise ignored.

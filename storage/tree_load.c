@@ -246,3 +246,17 @@ int tree_set_cversion_pzxid(struct ztree *t, const char *path, size_t len, int32
 	}
 	return ZOK;
 }
+
+int tree_advance_pzxid(struct ztree *t, const char *path, size_t len, int64_t zxid)
+{
+	struct znode *n = tree_lookup(t, path, len);
+	if (!n)
+		return ZNONODE;
+	const struct znode_ver *old = tree_ver(n);
+	if (zxid > old->stat.pzxid) {
+		struct znode_ver *v = tree_ver_clone(old);
+		v->stat.pzxid = zxid;
+		tree_node_publish(n, v);
+	}
+	return ZOK;
+}

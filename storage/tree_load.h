@@ -48,4 +48,9 @@ void tree_loader_abort(struct tree_loader *ld);
  * ZOK or ZNONODE. */
 int tree_set_cversion_pzxid(struct ztree *t, const char *path, size_t len, int32_t cversion, int64_t zxid);
 
+/* (writer) The pzxid a delete of one of path's children at zxid leaves:
+ * moved forward to zxid if it is behind. For replay, when the child is
+ * already gone from a fuzzy snapshot. Returns ZOK or ZNONODE. */
+int tree_advance_pzxid(struct ztree *t, const char *path, size_t len, int64_t zxid);
+
 #endif

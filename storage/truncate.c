@@ -245,6 +245,10 @@ static int carry_out(struct plan *pl, int64_t zxid, char *err, size_t errlen)
 		if (pl->cut_off <= TXNLOG_HEADER_SIZE && sync_dir(pl->ldir, err, errlen) != 0)
 			return -1;
 	}
+	if (!pl->snaps_newer && pl->first_dropped_log == pl->nl && pl->cut_log < 0) {
+		log_info("truncate to 0x%" PRIx64 ": nothing on disk is above it", (uint64_t)zxid);
+		return 0;
+	}
 	log_warn("truncate to 0x%" PRIx64 ": removed %d snapshot(s) and %d log file(s)%s%s", (uint64_t)zxid,
 		 pl->snaps_newer, pl->nl - pl->first_dropped_log, pl->cut_log >= 0 ? ", cut " : "",
 		 pl->cut_log >= 0 ? pl->logs[pl->cut_log].name : "");

@@ -22,6 +22,11 @@
  *   the digest check is skipped). Writing a wrong digest would make
  *   ZooKeeper log digest mismatches, so we write none. A digest (or any
  *   trailing bytes) on a txn we read is ignored, as ZooKeeper ignores them.
+ *   The same holds on the quorum wire: a PROPOSAL's data is this very
+ *   encoding (Leader.propose -> Util.marshallTxnEntry; a follower reads it
+ *   with SerializeUtils.deserializeTxn), so txn_encode/txn_decode serve
+ *   PROPOSALs as they are (tests/unit/test_proposal.c checks both ways
+ *   against bytes ZooKeeper 3.8 made).
  * - The ephemeral owner is not in CreateTxn, only `ephemeral`: the owner is
  *   the header's clientId. So a create whose ephemeral_owner is neither 0 nor
  *   the txn's session cannot be written (encode fails loudly rather than

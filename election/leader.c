@@ -53,6 +53,7 @@ struct lh {                          /* one learner connection */
 	bool observer;
 	pthread_t reader, sender;
 	bool sender_started;             /* reader thread only */
+	bool joined;                     /* the peer thread joined both threads */
 	/* the send queue: producers are Proposal, Commit, Final (sync) and the
 	 * peer thread (pings) and the reader (sync packets); the sender drains */
 	pthread_mutex_t qlock;
@@ -233,8 +234,20 @@ static int warm_one(void *arg, struct ztxn *t, char *err, size_t errlen)
 	return rc;
 }
 
+static void warm_from_recent(void *arg, int64_t zxid, const uint8_t *data, size_t len)
+{
+	committed_add(arg, zxid, data, len);
+}
+
 static void warm_committed_log(struct leader *ld)
 {
+	/* what Final kept of the txns it applied as a follower: no disk read */
+	if (processors_recent_each(ld->last_committed, warm_from_recent, ld) > 0 &&
+	    committed_at(ld, ld->c_n - 1)->zxid == ld->last_committed)
+		return;
+	for (int i = 0; i < ld->c_n; i++)
+		free(committed_at(ld, i)->data);
+	ld->c_n = ld->c_head = 0;
 	int64_t last = ld->last_committed;
 	int64_t counter = last & 0xffffffffLL;
 	int64_t after = counter > COMMITTED_LOG_MAX ? last - COMMITTED_LOG_MAX : zxid_make(zxid_epoch(last), 0);
@@ -701,10 +714,12 @@ static void *acceptor_main(void *arg)
 
 static void lh_join(struct lh *h)
 {
+	if (h->joined)
+		return;
 	pthread_join(h->reader, NULL);
 	if (h->sender_started)
 		pthread_join(h->sender, NULL);
-	h->sender_started = false;
+	h->joined = true;
 }
 
 static void lh_join_free(struct lh *h)
@@ -869,12 +884,17 @@ void leader_run(struct zab_env *env)
 		free(ld);
 		return;
 	}
-	warm_committed_log(ld);
 	if (pthread_create(&ld->acceptor, NULL, acceptor_main, ld) != 0) {
 		close(ld->listen_fd);
 		free(ld);
 		return;
 	}
+	/* learners may connect meanwhile: they wait for the epoch below */
+	int64_t t0 = now_ms();
+	pthread_mutex_lock(&ld->lock);
+	warm_committed_log(ld);
+	pthread_mutex_unlock(&ld->lock);
+	log_debug("committed log: %d txn(s) from the log in %lld ms", ld->c_n, (long long)(now_ms() - t0));
 	if (establish(ld) == 0) {
 		int half = env->cfg->tick_time / 2 > 0 ? env->cfg->tick_time / 2 : 1;
 		while (!atomic_load(env->stop)) {

@@ -191,7 +191,7 @@ static int connect_leader(struct learner *l)
 	 * leads, maybe a moment after us; retry briefly for initLimit */
 	int64_t deadline = now_ms() + (int64_t)cfg->tick_time * cfg->init_limit;
 	char err[256];
-	for (int delay = 1; !atomic_load(l->env->stop); delay = delay < 50 ? delay * 2 : 50) {
+	for (int delay = 1; !atomic_load(l->env->stop); delay = delay < 8 ? delay * 2 : 8) {
 		l->fd = qp_connect(m->host, m->quorum_port, cfg->tick_time * cfg->sync_limit, err, sizeof err);
 		if (l->fd >= 0) {
 			qp_socket_setup(l->fd, cfg->tick_time * cfg->sync_limit);

@@ -113,6 +113,7 @@ static void install(struct zab_env *env, struct ztree *tree, struct session_tabl
 	rcu_read_unlock();
 	rcu_assign_pointer(st->tree, tree);
 	rcu_assign_pointer(st->sessions, sessions);
+	processors_recent_reset();   /* they may not lead up to the new tree */
 	atomic_store(&st->last_applied, last_zxid);
 	synchronize_rcu();
 	tree_free(old_tree);

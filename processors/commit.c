@@ -331,6 +331,14 @@ void commit_init(struct stage *s, struct stage *next, struct zk_state *st, enum 
 	s->batch_done = commit_batch_done;
 }
 
+struct zreq *commit_take_logged(void)
+{
+	struct commit *c = &commit_state;
+	struct zreq *out = c->pending.head;   /* leader and learner: all came from Sync */
+	c->pending.head = c->pending.tail = NULL;
+	return out;
+}
+
 void commit_free(void)
 {
 	struct commit *c = &commit_state;

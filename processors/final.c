@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "net/log.h"
+#include "recent.h"
 #include "request.h"
 #include "session.h"
 #include "watch.h"
@@ -293,6 +294,8 @@ static void final_handle(struct stage *s, struct zreq *r)
 	watch_locks_release(&held);
 	if (r->txn.zxid)
 		atomic_store_explicit(&f->st->last_applied, r->txn.zxid, memory_order_release);
+	if (r->qdata && r->txn.zxid)
+		recent_add(r->txn.zxid, r->qdata, r->qlen);
 	int64_t zxid = atomic_load_explicit(&f->st->last_applied, memory_order_relaxed);
 	if (r->learner_sid && r->type == ZOP_SYNC && f->ops.sync_done)
 		f->ops.sync_done(f->ops.ctx, r->learner_sid);
@@ -323,4 +326,23 @@ void final_init(struct stage *s, struct zk_state *st, const struct zab_ops *ops)
 		memset(&final_state.ops, 0, sizeof final_state.ops);
 	stage_init(s, "zkd-final", final_handle, NULL, &final_state);
 	s->batch_done = final_batch_done;
+}
+
+void final_apply_logged(struct zk_state *st, struct zreq *r)
+{
+	struct final f = { .st = st };
+	struct zk_stat stat;
+	struct zk_stat *multi = NULL;
+	if (r->txn.type == ZOP_MULTI && r->txn.n_sub > 0) {
+		multi = calloc((size_t)r->txn.n_sub, sizeof *multi);
+		if (!multi)
+			abort();
+	}
+	rcu_read_lock();
+	apply(&f, r, &stat, multi);
+	rcu_read_unlock();
+	free(multi);
+	atomic_store_explicit(&st->last_applied, r->txn.zxid, memory_order_release);
+	if (r->qdata)
+		recent_add(r->txn.zxid, r->qdata, r->qlen);
 }

@@ -121,6 +121,72 @@ int processors_start_role(struct zk_state *st, enum zk_role role, const struct z
 	return start_threads();
 }
 
+static int by_zxid(const void *a, const void *b)
+{
+	int64_t x = (*(struct zreq *const *)a)->txn.zxid, y = (*(struct zreq *const *)b)->txn.zxid;
+	return x < y ? -1 : x > y;
+}
+
+static void take_queue(struct stage *s, struct zreq ***v, int *n, int *cap, bool logged)
+{
+	struct cds_wfcq_node *node;
+	while ((node = cds_wfcq_dequeue_blocking(&s->head, &s->tail))) {
+		struct zreq *r = caa_container_of(node, struct zreq, qnode);
+		bool note = r->type <= ZNOTE_ACK;   /* the ZNOTE_ values lie below every op */
+		if (!logged || note || r->local || !r->txn.zxid || !r->txn.type) {
+			zreq_free(r);   /* a note, a client's request, or no txn */
+			continue;
+		}
+		if (*n == *cap) {
+			*cap = *cap ? *cap * 2 : 64;
+			*v = realloc(*v, (size_t)*cap * sizeof **v);
+			if (!*v)
+				abort();
+		}
+		(*v)[(*n)++] = r;
+	}
+}
+
+/* ZooKeeper's fastForwardDataBase, in memory: every txn in the log is
+ * applied before the next election, also those the stopped stages held
+ * between Sync and Final (their commit never came, or Final did not get to
+ * them). The next leader's TRUNC takes back what it does not have. */
+static void apply_logged(struct zk_state *st)
+{
+	struct zreq **v = NULL;
+	int n = 0, cap = 0;
+	take_queue(&stages[ST_FINAL], &v, &n, &cap, true);
+	take_queue(&stages[ST_COMMIT], &v, &n, &cap, true);
+	for (struct zreq *r = commit_take_logged(), *next; r; r = next) {
+		next = r->link;
+		r->link = NULL;
+		if (!r->txn.zxid || !r->txn.type || r->local) {
+			zreq_free(r);
+			continue;
+		}
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			v = realloc(v, (size_t)cap * sizeof *v);
+			if (!v)
+				abort();
+		}
+		v[n++] = r;
+	}
+	qsort(v, (size_t)n, sizeof *v, by_zxid);
+	int applied = 0;
+	for (int i = 0; i < n; i++) {
+		if (v[i]->txn.zxid > atomic_load(&st->last_applied)) {
+			final_apply_logged(st, v[i]);
+			applied++;
+		}
+		zreq_free(v[i]);
+	}
+	free(v);
+	if (applied)
+		log_info("applied %d logged txn(s) the pipeline still held; last zxid now 0x%" PRIx64, applied,
+			 (uint64_t)atomic_load(&st->last_applied));
+}
+
 void processors_stop_role(void)
 {
 	if (!started)
@@ -134,6 +200,8 @@ void processors_stop_role(void)
 	syncer_stop();
 	log_debug("stages stopped in %lld ms", (long long)(mono_ms() - t0));
 	started = false;
+	if (state && atomic_load(&state->role) != ZK_STANDALONE)
+		apply_logged(state);
 	drop_queued();
 	commit_free();
 	proposal_free();

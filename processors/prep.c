@@ -77,6 +77,12 @@ struct prep {
 	struct change *table[CHANGE_BUCKETS];
 	struct change *fifo_head, *fifo_tail;
 	struct eph_set *eph[EPH_BUCKETS];
+	/* Sessions whose createSession Prep passed but Final has not applied
+	 * yet (ZooKeeper's leader tracks a session from prep on): a follower
+	 * may answer its client first, and the client's next request must not
+	 * find the session missing here. Pruned once applied. */
+	struct { int64_t id, zxid; } *born;
+	int n_born, cap_born;
 };
 
 static struct prep prep_state;
@@ -606,12 +612,47 @@ static bool is_write(int type)
 	}
 }
 
+static void born_prune(struct prep *p)
+{
+	int64_t applied = atomic_load_explicit(&p->st->last_applied, memory_order_acquire);
+	int k = 0;
+	for (int i = 0; i < p->n_born; i++)
+		if (p->born[i].zxid > applied)
+			p->born[k++] = p->born[i];
+	p->n_born = k;
+}
+
+static void born_add(struct prep *p, int64_t id, int64_t zxid)
+{
+	if (p->n_born == p->cap_born) {
+		int cap = p->cap_born ? p->cap_born * 2 : 64;
+		void *v = realloc(p->born, (size_t)cap * sizeof *p->born);
+		if (!v)
+			abort();
+		p->born = v;
+		p->cap_born = cap;
+	}
+	p->born[p->n_born].id = id;
+	p->born[p->n_born].zxid = zxid;
+	p->n_born++;
+}
+
+static bool born_pending(struct prep *p, int64_t id)
+{
+	for (int i = 0; i < p->n_born; i++)
+		if (p->born[i].id == id)
+			return true;
+	return false;
+}
+
 /* A request's session may no longer write once it is closing or gone. */
 static int check_session(struct prep *p, const struct zreq *r)
 {
 	if (r->type == ZOP_CREATESESSION || r->type == ZOP_CLOSE || r->type == ZOP_DELETECONTAINER)
 		return ZOK;
 	struct zsession *s = sessions_find(p->st->sessions, r->session_id);
+	if (!s && p->n_born && born_pending(p, r->session_id))
+		return ZOK;   /* its createSession is on its way through the pipeline */
 	if (!s || atomic_load(&s->closing))
 		return ZSESSIONEXPIRED;
 	/* in an ensemble: only the server that holds the session's connection
@@ -786,6 +827,7 @@ static int prep_one(struct prep *p, struct zreq *r)
 	switch (r->type) {
 	case ZOP_CREATESESSION:
 		r->txn.type = ZOP_CREATESESSION;
+		born_add(p, r->session_id, r->txn.zxid);
 		return ZOK;
 	case ZOP_CLOSE:
 		return prep_close(p, r);
@@ -841,6 +883,8 @@ static void prep_handle(struct stage *s, struct zreq *r)
 {
 	struct prep *p = s->ctx;
 	changes_prune(p);
+	if (p->n_born)
+		born_prune(p);
 	if (is_write(r->type)) {
 		r->txn.zxid = p->next_zxid++;
 		r->txn.time = wall_ms();
@@ -896,6 +940,9 @@ void prep_init_role(struct stage *s, struct stage *next, struct zk_state *st, en
 void prep_free(void)
 {
 	struct prep *p = &prep_state;
+	free(p->born);
+	p->born = NULL;
+	p->n_born = p->cap_born = 0;
 	free(p->fwd);
 	p->fwd = NULL;
 	p->n_fwd = p->cap_fwd = 0;

@@ -20,6 +20,7 @@
 #ifndef ZKD_PROCESSORS_PROCESSORS_H
 #define ZKD_PROCESSORS_PROCESSORS_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -137,6 +138,14 @@ struct zab_ops {
 	 * every txn queued before it is on disk. */
 	void (*marker)(void *ctx, int64_t tag);
 };
+
+/* The last txns applied (recent.c), oldest first, up to zxid `upto`: fn
+ * is called for each under the ring's lock. Returns how many. A new leader
+ * fills its committed log from them. */
+int processors_recent_each(int64_t upto, void (*fn)(void *arg, int64_t zxid, const uint8_t *data, size_t len),
+			   void *arg);
+/* Peer thread: forget them (the tree was replaced or cut back). */
+void processors_recent_reset(void);
 
 /* For election/'s hooks (the zreq itself is processors/' own): */
 int64_t processors_req_zxid(const struct zreq *r);

@@ -328,6 +328,26 @@ fi
 if [[ -n "${ZKD_PID:-}" ]]; then
   pytest_suite nodes test_nodes.py
   pytest_suite crash test_crash.py      # kill -9, torn/corrupt logs, disk full, zkd-dump (needs zkd-dump beside $ZKD)
+  # ensembles on loopback: all zkd, and mixed with Apache ZooKeeper 3.8
+  ENSEMBLE_KINDS="${ENSEMBLE_KINDS:-zkd,zkd,zkd;zkd,zkd,zk;zkd,zk,zk}" pytest_suite ensemble test_ensemble.py
+  pytest_suite readonly test_readonly.py
+  pytest_suite partition test_partition.py   # network namespaces (skipped without root)
+  # fast leader election against real ZooKeeper servers, wire format only
+  say "=== FLE interop (shell)"
+  t0=$SECONDS
+  timeout -k 10 120 bash "$HERE/test_fle_interop.sh" 2>&1 | tee "$TMP/fle.out"
+  counts="$(sed -n 's/^fle interop: \([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\1 \2/p' "$TMP/fle.out" | tail -n 1)"
+  if grep -q '^SKIPPED:' "$TMP/fle.out"; then
+    say "fle interop: $(grep -m1 '^SKIPPED:' "$TMP/fle.out")"
+  elif [[ -n "$counts" ]]; then
+    read -r fp ff <<<"$counts"
+    passed=$((passed + fp))
+    failed=$((failed + ff))
+    ((ff > 0)) && failures+=("fle interop: $ff case(s)")
+    say "fle interop: $fp passed, $ff failed ($((SECONDS - t0))s)"
+  else
+    record "fle interop (no result)" 1
+  fi
 fi
 
 # ---------------------------------------------------------------- teardown

@@ -81,6 +81,10 @@ struct leader {
 	pthread_t acceptor;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;             /* phase changes below */
+	/* learners: changed only with both `lock` and list_lock held (in that
+	 * order); read under either. Final answers syncs under list_lock alone,
+	 * so it never waits for `lock` (see take_snapshot). */
+	pthread_mutex_t list_lock;
 	struct lh *learners;
 	bool stopping;
 	/* discovery (lock) */
@@ -351,11 +355,11 @@ static void hook_sync_done(void *ctx, int64_t sid)
 {
 	struct leader *ld = ctx;
 	atomic_fetch_sub(&ld->env->pending_syncs, 1);
-	pthread_mutex_lock(&ld->lock);
+	pthread_mutex_lock(&ld->list_lock);
 	for (struct lh *h = ld->learners; h; h = h->next)
-		if (h->sid == sid && !h->gone)
-			lh_queue_packet(h, QP_SYNC, 0, NULL, -1);
-	pthread_mutex_unlock(&ld->lock);
+		if (h->sid == sid)
+			lh_queue_packet(h, QP_SYNC, 0, NULL, -1);   /* a dead one drops it */
+	pthread_mutex_unlock(&ld->list_lock);
 }
 
 /* ---- one learner: handshake, sync, then its packets ---------------------------------- */
@@ -384,10 +388,30 @@ static void queue_committed(struct lh *h, struct leader *ld, int from)
 	}
 }
 
+/* Under ld->lock, so Commit cannot hand Final anything past zxid: once
+ * Final has applied up to zxid the tree stands still at exactly zxid, and
+ * the snapshot taken then is exact, not fuzzy (the txns after it reach the
+ * learner once each, from its queue). Commits wait meanwhile; a SNAP is
+ * rare (a learner far behind). Final never takes ld->lock (sync answers go
+ * through list_lock), so it cannot be the one waiting. */
+static int take_snapshot(struct lh *h, int64_t zxid, struct jute_writer *w)
+{
+	struct zab_env *env = h->ld->env;
+	int64_t deadline = init_deadline(h->ld);
+	while (atomic_load(&env->st->last_applied) < zxid) {
+		if (now_ms() > deadline || h->ld->stopping)
+			return -1;
+		usleep(100);
+	}
+	qp_write(w, QP_SNAP, zxid, NULL, -1, NULL, 0);
+	return zab_write_snapshot(env, w, zxid);
+}
+
 /* ZooKeeper's syncFollower, under ld->lock: queues DIFF or TRUNC and the
- * txns the learner lacks, or returns true for a SNAP (*snap_zxid). Then the
+ * txns the learner lacks, or writes a SNAP with the snapshot into snap_out
+ * and returns 1 (*snap_zxid); -1 if the snapshot failed. Then the
  * learner starts getting the txns proposed from now on. */
-static bool plan_sync(struct lh *h, int64_t peer_zxid, int64_t *snap_zxid)
+static int plan_sync(struct lh *h, int64_t peer_zxid, int64_t *snap_zxid, struct jute_writer *snap_out)
 {
 	struct leader *ld = h->ld;
 	int64_t last = ld->last_committed;
@@ -429,6 +453,8 @@ static bool plan_sync(struct lh *h, int64_t peer_zxid, int64_t *snap_zxid)
 		*snap_zxid = last;
 		log_info("learner %" PRId64 ": at 0x%" PRIx64 ", leader at 0x%" PRIx64 ": SNAP", h->sid,
 			 (uint64_t)peer_zxid, (uint64_t)last);
+		if (take_snapshot(h, last, snap_out) != 0)
+			return -1;
 	}
 	/* startForwarding: what is proposed but not committed yet, then all new */
 	for (int i = 0; i < ld->n_out; i++)
@@ -437,28 +463,9 @@ static bool plan_sync(struct lh *h, int64_t peer_zxid, int64_t *snap_zxid)
 					(int32_t)ld->outstanding[i].len);
 	h->forwarding = true;
 	h->phase = LH_SYNCING;
-	return snap;
+	return snap ? 1 : 0;
 }
 
-static int send_snapshot(struct lh *h, int64_t zxid)
-{
-	struct zab_env *env = h->ld->env;
-	/* the snapshot must hold everything up to zxid: wait for Final */
-	int64_t deadline = init_deadline(h->ld);
-	while (atomic_load(&env->st->last_applied) < zxid) {
-		if (now_ms() > deadline || h->ld->stopping)
-			return -1;
-		usleep(200);
-	}
-	struct jute_writer w;
-	jute_writer_init(&w, 1 << 20);
-	qp_write(&w, QP_SNAP, zxid, NULL, -1, NULL, 0);
-	int rc = zab_write_snapshot(env, &w, h->fd, zxid);
-	log_info("learner %" PRId64 ": sent a snapshot at 0x%" PRIx64 "%s", h->sid, (uint64_t)zxid,
-		 rc ? ": failed" : "");
-	jute_writer_free(&w);
-	return rc;
-}
 
 static void handle_ping(struct lh *h, const struct qpacket *p)
 {
@@ -567,11 +574,19 @@ static int synchronize(struct lh *h, struct qstream *in, int64_t peer_zxid)
 {
 	struct leader *ld = h->ld;
 	int64_t snap_zxid = 0;
+	struct jute_writer snap;
+	jute_writer_init(&snap, 64);
 	pthread_mutex_lock(&ld->lock);
-	bool snap = plan_sync(h, peer_zxid, &snap_zxid);
+	int planned = plan_sync(h, peer_zxid, &snap_zxid, &snap);
 	int64_t epoch = ld->epoch;
 	pthread_mutex_unlock(&ld->lock);
-	if (snap && send_snapshot(h, snap_zxid) != 0)
+	/* the queue is held until the sender starts: the SNAP goes first */
+	int rc = planned == 1 ? qp_send_all(h->fd, snap.buf, snap.len) : 0;
+	if (planned == 1)
+		log_info("learner %" PRId64 ": sent a snapshot at 0x%" PRIx64 " (%zu bytes)%s", h->sid,
+			 (uint64_t)snap_zxid, snap.len, rc ? ": failed" : "");
+	jute_writer_free(&snap);
+	if (planned < 0 || rc != 0)
 		return -1;
 	lh_queue_packet(h, QP_NEWLEADER, zxid_make(epoch, 0), NULL, -1);
 	if (pthread_create(&h->sender, NULL, sender_main, h) != 0)
@@ -704,8 +719,10 @@ static void *acceptor_main(void *arg)
 			free(h);
 			continue;
 		}
+		pthread_mutex_lock(&ld->list_lock);
 		h->next = ld->learners;
 		ld->learners = h;
+		pthread_mutex_unlock(&ld->list_lock);
 		atomic_fetch_add(&ld->env->learners, 1);
 		pthread_mutex_unlock(&ld->lock);
 	}
@@ -736,6 +753,7 @@ static void lh_join_free(struct lh *h)
 static void reap_gone(struct leader *ld)
 {
 	pthread_mutex_lock(&ld->lock);
+	pthread_mutex_lock(&ld->list_lock);
 	struct lh **pp = &ld->learners, *dead = NULL;
 	while (*pp) {
 		struct lh *h = *pp;
@@ -747,6 +765,7 @@ static void reap_gone(struct leader *ld)
 			pp = &h->next;
 		}
 	}
+	pthread_mutex_unlock(&ld->list_lock);
 	pthread_mutex_unlock(&ld->lock);
 	while (dead) {
 		struct lh *h = dead;
@@ -863,6 +882,7 @@ void leader_run(struct zab_env *env)
 	if (!ld)
 		return;
 	ld->env = env;
+	pthread_mutex_init(&ld->list_lock, NULL);
 	atomic_store(&env->learners, 0);
 	atomic_store(&env->synced_followers, 0);
 	atomic_store(&env->synced_observers, 0);
@@ -934,6 +954,7 @@ void leader_run(struct zab_env *env)
 		free(committed_at(ld, i)->data);
 	free(ld->outstanding);
 	pthread_mutex_destroy(&ld->lock);
+	pthread_mutex_destroy(&ld->list_lock);
 	pthread_cond_destroy(&ld->cond);
 	free(ld);
 }

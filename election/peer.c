@@ -225,12 +225,7 @@ int zab_install_snapshot(struct zab_env *env, struct qstream *in, int64_t zxid)
 	return reopen_log(env);
 }
 
-static int sink(void *arg, const void *buf, size_t len)
-{
-	return qp_send_all(*(int *)arg, buf, len);
-}
-
-int zab_write_snapshot(struct zab_env *env, struct jute_writer *w, int fd, int64_t zxid)
+int zab_write_snapshot(struct zab_env *env, struct jute_writer *w, int64_t zxid)
 {
 	struct zk_state *st = env->st;
 	struct session_list l = { 0 };
@@ -241,7 +236,7 @@ int zab_write_snapshot(struct zab_env *env, struct jute_writer *w, int fd, int64
 		list_session(&l, s->id, atomic_load(&s->timeout_ms));
 	rcu_read_unlock();
 	char err[256];
-	int rc = snapstream_write(w, st->tree, zxid, l.v, l.n, sink, &fd, err, sizeof err);
+	int rc = snapstream_write(w, st->tree, zxid, l.v, l.n, NULL, NULL, err, sizeof err);
 	if (rc != 0)
 		log_warn("snapshot for a learner failed: %s", err);
 	free(l.v);

@@ -75,8 +75,8 @@ int zab_truncate(struct zab_env *env, int64_t zxid);
 /* Learner: SNAP: reads the leader's snapshot off s and installs it as the
  * tree and sessions at zxid (written to disk as a snapshot too). */
 int zab_install_snapshot(struct zab_env *env, struct qstream *s, int64_t zxid);
-/* Leader: sends what w holds (the SNAP packet) and then this server's
- * tree and sessions as the SNAP's payload to fd, in pieces. */
-int zab_write_snapshot(struct zab_env *env, struct jute_writer *w, int fd, int64_t zxid);
+/* Leader: appends this server's tree and sessions, as a SNAP's payload at
+ * zxid, to w (the tree must stand still at zxid: see leader.c). */
+int zab_write_snapshot(struct zab_env *env, struct jute_writer *w, int64_t zxid);
 
 #endif

@@ -13,31 +13,15 @@
 #include "recovery.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "datadir.h"
 #include "fileio.h"
 #include "net/log.h"
-
-static bool ends_with_seal(const char *path)
-{
-	static const uint8_t tail[5] = { 0, 0, 0, 1, '/' };
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	struct stat st;
-	uint8_t b[5];
-	bool ok = fstat(fd, &st) == 0 && st.st_size >= 10 &&
-		  pread(fd, b, 5, st.st_size - 5) == 5 && memcmp(b, tail, 5) == 0;
-	close(fd);
-	return ok;
-}
+#include "snapshot.h"
 
 static int remove_file(const char *vdir, const char *name)
 {
@@ -75,7 +59,7 @@ int storage_purge(const char *data_dir, const char *data_log_dir, int keep, char
 		if (snaps[i].suffix[0])
 			continue;
 		char *path = datadir_path(sdir, snaps[i].name);
-		if (ends_with_seal(path)) {
+		if (snapshot_file_sealed(path)) {
 			valid++;
 			least = snaps[i].zxid;
 		}

@@ -89,10 +89,11 @@ int storage_purge(const char *data_dir, const char *data_log_dir, int keep, char
  * cut is before the first txn > zxid, and snapshots above zxid go.
  *
  * Returns 0 (also when there was nothing to remove), or -1 with a reason,
- * having changed nothing, when: every snapshot is above zxid (nothing would
- * be left to recover from: the leader must send a SNAP), or the log file to
- * cut holds a corrupt record with intact ones after it below zxid; or -1
- * with the file and the call when a removal or the cut itself fails. */
+ * having changed nothing, when: every valid (sealed) snapshot is above zxid
+ * (nothing would be left to recover from: the leader must send a SNAP), or
+ * the log file to cut holds a corrupt record with intact ones after it
+ * below zxid; or -1 with the file and the call when a removal or the cut
+ * itself fails. */
 int storage_truncate(const char *data_dir, const char *data_log_dir, int64_t zxid, char *err, size_t errlen);
 
 #endif

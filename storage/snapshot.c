@@ -251,6 +251,20 @@ static bool looks_complete(const uint8_t *p, size_t size)
 	return size >= 10 && memcmp(p + size - 5, tail, 5) == 0;
 }
 
+bool snapshot_file_sealed(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	struct stat st;
+	uint8_t tail[10];
+	bool ok = fstat(fd, &st) == 0 && st.st_size >= 10 &&
+		  pread(fd, tail, sizeof tail, st.st_size - 10) == (ssize_t)sizeof tail &&
+		  looks_complete(tail, sizeof tail);
+	close(fd);
+	return ok;
+}
+
 /* 0 loaded, 1 skipped (reason in err), -1 I/O error. */
 static int load_one(const char *path, struct snapbody_loaded *out, char *err, size_t errlen)
 {

@@ -39,6 +39,7 @@
 #ifndef ZKD_STORAGE_SNAPSHOT_H
 #define ZKD_STORAGE_SNAPSHOT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -77,6 +78,11 @@ typedef void (*snap_session_fn)(void *arg, int64_t id, int32_t timeout);
  * use is compressed (zkd reads uncompressed snapshots only), I/O error. */
 int snapshot_load(const char *dir, struct ztree **tree_out, int64_t *zxid_out, snap_session_fn on_session,
 		  void *arg, char *err, size_t errlen);
+
+/* ZooKeeper's cheap validity test (SnapStream.isValidSnapshot): the file
+ * has at least 10 bytes and ends with a seal's "/". What purge and
+ * truncation count as a snapshot recovery could start from. */
+bool snapshot_file_sealed(const char *path);
 
 /* Loads one snapshot file (full path) the same way (for tools and tests). */
 int snapshot_load_file(const char *path, struct ztree **tree_out, snap_session_fn on_session, void *arg,

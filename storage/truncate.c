@@ -15,7 +15,7 @@
  *   its reload would then start from one of them. (A snapshot at or below
  *   zxid cannot hold a truncated txn: snapshots are taken of applied, i.e.
  *   committed, state, and committed txns are never truncated.) If that would
- *   leave no snapshot at all, nothing is changed and the call fails: the
+ *   leave no valid snapshot, nothing is changed and the call fails: the
  *   leader must send a SNAP instead.
  * - The steps are ordered so that a crash at any point leaves a history
  *   recovery accepts: newer snapshots go first (the older snapshot plus the
@@ -41,6 +41,7 @@
 #include "fileio.h"
 #include "logreader.h"
 #include "net/log.h"
+#include "snapshot.h"
 #include "txnlog.h"
 
 struct plan {
@@ -132,15 +133,18 @@ static int make_plan(struct plan *pl, int64_t zxid, char *err, size_t errlen)
 	if (pl->nl < 0)
 		return -1;
 	for (int i = 0; i < pl->ns; i++) {
-		if (pl->snaps[i].zxid > zxid)
+		if (pl->snaps[i].zxid > zxid) {
 			pl->snaps_newer++;
-		else
-			pl->snaps_kept++;
+		} else if (!pl->snaps[i].suffix[0]) {
+			char *path = datadir_path(pl->sdir, pl->snaps[i].name);
+			pl->snaps_kept += snapshot_file_sealed(path);
+			free(path);
+		}
 	}
 	if (pl->snaps_newer && !pl->snaps_kept) {
-		snprintf(err, errlen, "truncate to 0x%" PRIx64 ": every snapshot in %s is newer (the oldest is %s), and "
-			 "without one the txns up to 0x%" PRIx64 " cannot be recovered; refusing (a SNAP sync is needed)",
-			 (uint64_t)zxid, pl->sdir, pl->snaps[pl->ns - 1].name, (uint64_t)zxid);
+		snprintf(err, errlen, "truncate to 0x%" PRIx64 ": every valid snapshot in %s is newer, and without one "
+			 "the txns up to it cannot be recovered; refusing (a SNAP sync is needed)", (uint64_t)zxid,
+			 pl->sdir);
 		return -1;
 	}
 	/* A log is named for its first txn: the newest one named at or below

@@ -172,7 +172,8 @@ static void apply_logged(struct zk_state *st)
 		}
 		v[n++] = r;
 	}
-	qsort(v, (size_t)n, sizeof *v, by_zxid);
+	if (n > 1)
+		qsort(v, (size_t)n, sizeof *v, by_zxid);
 	int applied = 0;
 	for (int i = 0; i < n; i++) {
 		if (v[i]->txn.zxid > atomic_load(&st->last_applied)) {

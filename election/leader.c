@@ -95,7 +95,8 @@ struct leader {
 	bool epoch_acks_done;
 	int64_t newleader_acked[QUORUM_MAX_MEMBERS]; int n_newleader_acked;
 	bool established;                /* NEWLEADER quorum: UPTODATE may go */
-	int64_t my_last_zxid;
+	int64_t my_last_zxid;            /* with my_epoch: our state when we began to lead */
+	int64_t my_epoch;
 	/* broadcast (lock) */
 	int64_t last_committed;
 	struct entry *outstanding; int n_out, cap_out;       /* proposed, not committed */
@@ -550,8 +551,8 @@ static int discovery(struct lh *h, struct qstream *in, int64_t *peer_zxid)
 	/* waitForEpochAck: a learner more recent than us means we should not lead */
 	pthread_mutex_lock(&ld->lock);
 	if (their_epoch != -1) {
-		bool ahead = their_epoch > ld->env->current_epoch ||
-			     (their_epoch == ld->env->current_epoch && *peer_zxid > ld->my_last_zxid);
+		bool ahead = their_epoch > ld->my_epoch ||
+			     (their_epoch == ld->my_epoch && *peer_zxid > ld->my_last_zxid);
 		if (ahead) {
 			log_warn("learner %" PRId64 " is ahead of the leader (epoch %d, zxid 0x%" PRIx64 ")", h->sid,
 				 their_epoch, (uint64_t)*peer_zxid);
@@ -895,6 +896,7 @@ void leader_run(struct zab_env *env)
 	pthread_condattr_destroy(&ca);
 	ld->epoch = env->accepted_epoch + 1;
 	ld->my_last_zxid = zab_last_zxid(env);
+	ld->my_epoch = env->current_epoch;
 	ld->last_committed = atomic_load(&env->st->last_applied);
 	ld->ops = (struct zab_ops){
 		.ctx = ld, .myid = env->cfg->myid, .propose = hook_propose, .commit = hook_commit,

@@ -29,6 +29,7 @@
 #include "election.h"
 #include "fle.h"
 #include "net/log.h"
+#include "net/tsan.h"
 #include "processors/session.h"
 #include "storage/datadir.h"
 #include "storage/recovery.h"
@@ -102,6 +103,16 @@ static void drop_session(void *arg, int64_t id)
 		sessions_remove(ns->table, s);
 }
 
+/* The old tree and session table, once synchronize_rcu has waited out
+ * every reader that could still hold them (tests/tsan.supp names this
+ * function: ThreadSanitizer cannot see the grace period). */
+static void free_after_grace(struct ztree *tree, struct session_table *sessions)
+{
+	synchronize_rcu();
+	tree_free(tree);
+	sessions_free(sessions);
+}
+
 /* Puts tree and sessions in place of the current ones at last_zxid. */
 static void install(struct zab_env *env, struct ztree *tree, struct session_table *sessions, int64_t last_zxid)
 {
@@ -111,13 +122,11 @@ static void install(struct zab_env *env, struct ztree *tree, struct session_tabl
 	rcu_read_lock();
 	tree_init_system_nodes(tree);
 	rcu_read_unlock();
-	rcu_assign_pointer(st->tree, tree);
-	rcu_assign_pointer(st->sessions, sessions);
+	atomic_store(&st->tree, tree);
+	atomic_store(&st->sessions, sessions);
 	processors_recent_reset();   /* they may not lead up to the new tree */
 	atomic_store(&st->last_applied, last_zxid);
-	synchronize_rcu();
-	tree_free(old_tree);
-	sessions_free(old_sessions);
+	free_after_grace(old_tree, old_sessions);
 }
 
 /* The tree and sessions as the disk has them (snapshot + log). */
@@ -232,8 +241,11 @@ int zab_write_snapshot(struct zab_env *env, struct jute_writer *w, int64_t zxid)
 	struct cds_lfht_iter it;
 	struct zsession *s;
 	rcu_read_lock();
-	cds_lfht_for_each_entry(rcu_dereference(st->sessions)->ht, &it, s, hnode)
+	struct session_table *table = st->sessions;
+	cds_lfht_for_each_entry(table->ht, &it, s, hnode) {
+		TSAN_ACQUIRE(s);   /* pairs with sessions_add's release */
 		list_session(&l, s->id, atomic_load(&s->timeout_ms));
+	}
 	rcu_read_unlock();
 	char err[256];
 	int rc = snapstream_write(w, st->tree, zxid, l.v, l.n, NULL, NULL, err, sizeof err);

@@ -3,9 +3,12 @@
  *
  * The rules are ZooKeeper's: world:anyone matches everybody; digest matches
  * an identity added with addauth; ip matches the client address (with an
- * optional /bits mask); a node whose ACL is empty is open to all. fixupACL
- * refuses an empty list, an unknown scheme or a malformed id with
- * InvalidACL.
+ * optional /bits mask); x509 matches the subject DN of the client's verified
+ * TLS certificate, compared exactly as a string (X509AuthenticationProvider
+ * .matches; its superUser rule is the "super" identity the connection gets,
+ * which passes every ACL); a node whose ACL is empty is open to all.
+ * fixupACL refuses an empty list, an unknown scheme or a malformed id with
+ * InvalidACL; an x509 id must be a name X500Principal would accept.
  */
 #include "acl.h"
 
@@ -14,6 +17,7 @@
 #include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static bool buf_is(struct jute_buf b, const char *s)
 {
@@ -80,6 +84,145 @@ bool acl_allows(const uint8_t *acl, size_t acl_len, int perm, const struct auth_
 	return false;
 }
 
+/* ---- x509 ids: X500Principal(String)'s syntax ----------------------------- */
+
+/* The attribute keywords X500Principal accepts (RFC 1779, RFC 2253 and the
+ * ones Java adds), any case. */
+static bool dn_keyword(const char *p, size_t n)
+{
+	static const char *const kw[] = {
+		"CN", "C", "L", "S", "ST", "O", "OU", "T", "IP", "STREET", "DC", "DNQUALIFIER", "DNQ",
+		"SURNAME", "GIVENNAME", "INITIALS", "GENERATION", "EMAIL", "EMAILADDRESS", "UID",
+		"SERIALNUMBER",
+	};
+	for (size_t i = 0; i < sizeof kw / sizeof kw[0]; i++)
+		if (strlen(kw[i]) == n && strncasecmp(kw[i], p, n) == 0)
+			return true;
+	return false;
+}
+
+static bool dn_oid(const char *p, size_t n)
+{
+	if (n > 4 && strncasecmp(p, "OID.", 4) == 0) {
+		p += 4;
+		n -= 4;
+	}
+	int parts = 0;
+	for (size_t i = 0; i < n;) {
+		size_t d = 0;
+		while (i + d < n && p[i + d] >= '0' && p[i + d] <= '9')
+			d++;
+		if (d == 0)
+			return false;
+		i += d;
+		parts++;
+		if (i < n && (p[i] != '.' || ++i == n))
+			return false;
+	}
+	return parts >= 2;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)(c | 0x20);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static bool dn_space(char c) { return c == ' '; }
+
+/* The value of one attribute from p[*i]; *i ends after it. */
+static bool dn_value(const char *p, size_t n, size_t *i)
+{
+	size_t j = *i;
+	if (j < n && p[j] == '#') {
+		/* the hex of one whole DER value: tag, length, contents */
+		uint8_t der[512];
+		size_t len = 0;
+		for (j++; j + 1 < n && hexval(p[j]) >= 0 && hexval(p[j + 1]) >= 0; j += 2) {
+			if (len == sizeof der)
+				return false;
+			der[len++] = (uint8_t)(hexval(p[j]) << 4 | hexval(p[j + 1]));
+		}
+		if (j < n && hexval(p[j]) >= 0)
+			return false;       /* an odd digit */
+		if (len < 2)
+			return false;
+		size_t l = der[1], h = 2;
+		if (l & 0x80) {
+			size_t k = l & 0x7f;
+			if (k == 0 || k > 2 || 2 + k > len)
+				return false;
+			for (l = 0; k--; )
+				l = l << 8 | der[h++];
+		}
+		*i = j;
+		return h + l == len;
+	}
+	if (j < n && p[j] == '"') {
+		for (j++; j < n && p[j] != '"'; j++)
+			if (p[j] == '\\' && ++j == n)
+				return false;
+		if (j == n)
+			return false;
+		*i = j + 1;
+		return true;
+	}
+	for (; j < n && p[j] != ',' && p[j] != ';' && p[j] != '+'; j++) {
+		if (p[j] == '<' || p[j] == '>' || p[j] == '"')
+			return false;
+		if (p[j] == '\\') {
+			/* a special character, or two hex digits of a byte */
+			if (j + 1 < n && p[j + 1] && strchr(",=+<>#;\\\" \n", p[j + 1]))
+				j++;
+			else if (j + 2 < n && hexval(p[j + 1]) >= 0 && hexval(p[j + 2]) >= 0)
+				j += 2;
+			else
+				return false;
+		}
+	}
+	*i = j;
+	return true;
+}
+
+/* X509AuthenticationProvider.isValid: new X500Principal(id) would not
+ * throw. The empty name is valid. */
+static bool valid_dn(const char *p, size_t n)
+{
+	size_t i = 0;
+	while (i < n && dn_space(p[i]))
+		i++;
+	if (i == n)
+		return true;
+	for (;;) {
+		/* type */
+		while (i < n && dn_space(p[i]))
+			i++;
+		size_t t = i;
+		while (i < n && p[i] != '=' && !dn_space(p[i]) && p[i] != ',' && p[i] != ';' && p[i] != '+')
+			i++;
+		if (i == t || !(dn_keyword(p + t, i - t) || dn_oid(p + t, i - t)))
+			return false;
+		while (i < n && dn_space(p[i]))
+			i++;
+		if (i == n || p[i] != '=')
+			return false;
+		i++;
+		while (i < n && dn_space(p[i]))
+			i++;
+		if (!dn_value(p, n, &i))
+			return false;
+		while (i < n && dn_space(p[i]))
+			i++;
+		if (i == n)
+			return true;
+		if (p[i] != ',' && p[i] != ';' && p[i] != '+')
+			return false;
+		i++;
+	}
+}
+
 static bool valid_id(const struct rec_acl *a)
 {
 	if (buf_is(a->scheme, "world"))
@@ -104,7 +247,7 @@ static bool valid_id(const struct rec_acl *a)
 		return inet_pton(AF_INET, pat, &x) == 1;
 	}
 	if (buf_is(a->scheme, "x509"))
-		return a->id.len > 0;
+		return a->id.len >= 0 && valid_dn((const char *)a->id.data, (size_t)a->id.len);
 	return false;
 }
 

@@ -23,6 +23,7 @@
 #include "commit.h"
 #include "final.h"
 #include "net/log.h"
+#include "net/tsan.h"
 #include "pipeline.h"
 #include "prep.h"
 #include "processors.h"
@@ -417,6 +418,7 @@ void processors_sessions_touch_all(struct zk_state *st, void (*track)(void *arg,
 	int64_t now = mono_ms();
 	rcu_read_lock();
 	cds_lfht_for_each_entry(st->sessions->ht, &it, s, hnode) {
+		TSAN_ACQUIRE(s);   /* pairs with sessions_add's release */
 		atomic_store(&s->deadline_ms, now + atomic_load(&s->timeout_ms));
 		atomic_store(&s->owner, 0);   /* learned again from the next request */
 		if (track)
@@ -431,6 +433,7 @@ void processors_sessions_touched(struct zk_state *st, struct jute_writer *w)
 	struct zsession *s;
 	rcu_read_lock();
 	cds_lfht_for_each_entry(st->sessions->ht, &it, s, hnode) {
+		TSAN_ACQUIRE(s);   /* pairs with sessions_add's release */
 		if (!atomic_load_explicit(&s->touched, memory_order_relaxed))
 			continue;
 		atomic_store_explicit(&s->touched, false, memory_order_relaxed);

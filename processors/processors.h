@@ -55,6 +55,7 @@ struct zk_limits {
 	int64_t myid;                   /* top byte of session ids */
 	bool extended_types;            /* extendedTypesEnabled: TTL nodes allowed */
 	char super_digest[256];         /* superDigest, "" = none */
+	char x509_super_user[256];      /* X509AuthenticationProvider.superUser, "" = none */
 };
 
 /* Where and how txns are made durable (the txn-log issue). */
@@ -72,8 +73,12 @@ struct zk_storage {
 
 /* The server's state shared by the stages and the read path. */
 struct zk_state {
-	struct ztree *tree;
-	struct session_table *sessions;
+	/* Atomic pointers: an ensemble member replaces both wholesale between
+	 * roles (a SNAP, a TRUNC: election/peer.c) and frees the old ones after
+	 * synchronize_rcu; every reader loads them inside its read-side
+	 * section. Plain moves on x86. */
+	struct ztree *_Atomic tree;
+	struct session_table *_Atomic sessions;
 	struct zk_limits limits;
 	struct zk_storage storage;
 	struct zk_stats stats;

@@ -1116,6 +1116,34 @@ static int drain_parked(struct client *cl)
 
 /* ---- net callbacks ------------------------------------------------------------------ */
 
+/* X509AuthenticationProvider.handleAuthentication, which ZooKeeper runs
+ * when the TLS handshake is done: a verified client certificate makes the
+ * connection x509:<subject DN>, and the configured superUser also super
+ * (added first, as ZooKeeper adds it). */
+static void add_x509_identity(struct client *cl, struct net_conn *c)
+{
+	char dn[sizeof cl->ids.v[0].id];
+	int rc = net_conn_x509_subject(c, dn, sizeof dn);
+	if (rc == 0)
+		return;
+	if (rc < 0) {
+		log_warn("client %s: the subject of its certificate is longer than %zu bytes; "
+			 "not authenticated as x509", cl->peer, sizeof dn - 1);
+		return;
+	}
+	const char *super = cl->st->limits.x509_super_user;
+	if (super[0] && strcmp(super, dn) == 0) {
+		strcpy(cl->ids.v[cl->ids.n].scheme, "super");
+		cl->ids.v[cl->ids.n].id[0] = '\0';   /* as for the superDigest holder */
+		cl->ids.n++;
+		log_info("client %s: x509 superUser, authenticated as super", cl->peer);
+	}
+	strcpy(cl->ids.v[cl->ids.n].scheme, "x509");
+	memcpy(cl->ids.v[cl->ids.n].id, dn, sizeof dn);
+	cl->ids.n++;
+	log_info("client %s: authenticated as x509:%s", cl->peer, dn);
+}
+
 static void on_open(void *ctx, struct net_conn *c)
 {
 	struct client *cl = calloc(1, sizeof *cl);
@@ -1136,6 +1164,7 @@ static void on_open(void *ctx, struct net_conn *c)
 	if (colon)
 		*colon = '\0';
 	cl->ids.n = 1;
+	add_x509_identity(cl, c);
 	net_conn_set_user(c, cl);
 	pthread_mutex_lock(&registry_lock);
 	cl->next = registry;

@@ -897,6 +897,7 @@ void leader_run(struct zab_env *env)
 	ld->epoch = env->accepted_epoch + 1;
 	ld->my_last_zxid = zab_last_zxid(env);
 	ld->my_epoch = env->current_epoch;
+	atomic_store(&env->st->zxid_exhausted, false);
 	ld->last_committed = atomic_load(&env->st->last_applied);
 	ld->ops = (struct zab_ops){
 		.ctx = ld, .myid = env->cfg->myid, .propose = hook_propose, .commit = hook_commit,
@@ -923,6 +924,11 @@ void leader_run(struct zab_env *env)
 			usleep((useconds_t)half * 1000);
 			reap_gone(ld);
 			ping_all(ld);
+			if (atomic_load(&env->st->zxid_exhausted)) {
+				log_warn("LEADING: zxid counter of epoch %" PRId64 " used up; back to LOOKING for a new epoch",
+					 ld->epoch);
+				break;
+			}
 			if (!still_quorum(ld, now_ms())) {
 				log_warn("LEADING: lost the quorum (no word from enough followers within syncLimit); "
 					 "back to LOOKING");

@@ -46,6 +46,12 @@ struct learner {
 	bool marker_seen;
 	struct { int64_t session; net_addr conn; } *rv;   /* revalidations asked (wlock) */
 	int n_rv, cap_rv;
+	/* Peer thread: the sync's PROPOSAL/COMMIT/INFORM packets before
+	 * NEWLEADER, held back so that nothing of the new history reaches the
+	 * disk long before currentEpoch does (ZooKeeper's packetsNotCommitted). */
+	struct qpacket *pre;
+	int n_pre, cap_pre;
+	bool before_newleader;
 };
 
 static int64_t now_ms(void)
@@ -253,10 +259,25 @@ static int register_with_leader(struct learner *l, struct qstream *in, int64_t *
 	return l->broken ? -1 : 0;
 }
 
-/* NEWLEADER: once every txn before it is on disk, take the epoch and ACK. */
+static int dispatch(struct learner *l, const struct qpacket *p);
+
+/* NEWLEADER: the SNAP and the txns held back go to disk, then the epoch,
+ * then the ACK. */
 static int ack_newleader(struct learner *l, int64_t newleader_zxid)
 {
 	const struct quorum_config *cfg = l->env->cfg;
+	if (zab_persist_snapshot(l->env) != 0)
+		return -1;
+	l->before_newleader = false;
+	int rc = 0;
+	for (int i = 0; i < l->n_pre; i++) {
+		if (rc == 0 && dispatch(l, &l->pre[i]) < 0)
+			rc = -1;
+		qp_free(&l->pre[i]);
+	}
+	l->n_pre = 0;
+	if (rc != 0)
+		return -1;
 	processors_zab_marker(MARKER_NEWLEADER);
 	int64_t deadline = now_ms() + (int64_t)cfg->tick_time * cfg->init_limit;
 	pthread_mutex_lock(&l->mlock);
@@ -290,6 +311,28 @@ static int ack_newleader(struct learner *l, int64_t newleader_zxid)
 static int dispatch(struct learner *l, const struct qpacket *p)
 {
 	struct zk_state *st = l->env->st;
+	if (l->before_newleader &&
+	    (p->type == QP_PROPOSAL || p->type == QP_COMMIT || p->type == QP_INFORM)) {
+		if (l->n_pre == l->cap_pre) {
+			int cap = l->cap_pre ? l->cap_pre * 2 : 256;
+			struct qpacket *v = realloc(l->pre, (size_t)cap * sizeof *v);
+			if (!v)
+				return -1;
+			l->pre = v;
+			l->cap_pre = cap;
+		}
+		/* keep a copy: the caller frees p */
+		struct qpacket *k = &l->pre[l->n_pre];
+		*k = (struct qpacket){ .type = p->type, .zxid = p->zxid, .len = p->len };
+		if (p->len > 0) {
+			k->data = malloc((size_t)p->len);
+			if (!k->data)
+				return -1;
+			memcpy(k->data, p->data, (size_t)p->len);
+		}
+		l->n_pre++;
+		return 0;
+	}
 	switch (p->type) {
 	case QP_PROPOSAL:
 		if (l->observer)
@@ -390,6 +433,7 @@ void learner_run(struct zab_env *env, int64_t leader_sid, bool observer)
 	l->leader_sid = leader_sid;
 	l->observer = observer;
 	l->fd = -1;
+	l->before_newleader = true;
 	pthread_mutex_init(&l->wlock, NULL);
 	pthread_mutex_init(&l->mlock, NULL);
 	pthread_cond_init(&l->mcond, NULL);
@@ -435,6 +479,9 @@ out:
 		close(l->fd);
 	jute_writer_free(&l->held_acks);
 	free(l->rv);
+	for (int i = 0; i < l->n_pre; i++)
+		qp_free(&l->pre[i]);
+	free(l->pre);
 	pthread_mutex_destroy(&l->wlock);
 	pthread_mutex_destroy(&l->mlock);
 	pthread_cond_destroy(&l->mcond);

@@ -213,25 +213,56 @@ int zab_install_snapshot(struct zab_env *env, struct qstream *in, int64_t zxid)
 		return -1;
 	}
 	struct session_table *sessions = sessions_new(st->limits.myid);
-	for (size_t i = 0; sessions && i < l.n; i++)
-		sessions_add(sessions, l.v[i].id, l.v[i].timeout);
-	/* on disk before anything after it is logged: recovery starts here, and
-	 * the log goes on in a new file from zxid + 1 */
-	int rc = snapshot_write(st->storage.data_dir, tree, zxid, l.v, l.n, err, sizeof err);
-	free(l.v);
-	if (rc != 0 || !sessions) {
-		log_error("cannot keep the leader's snapshot at 0x%" PRIx64 ": %s", (uint64_t)zxid, err);
-		if (sessions)
-			sessions_free(sessions);
+	if (!sessions) {
+		free(l.v);
 		tree_free(tree);
 		return -1;
 	}
+	for (size_t i = 0; i < l.n; i++)
+		sessions_add(sessions, l.v[i].id, l.v[i].timeout);
+	free(l.v);
+	/* in memory only until NEWLEADER (zab_persist_snapshot): on disk before
+	 * then, a crash would leave a snapshot of an epoch newer than
+	 * currentEpoch, which recovery rightly refuses */
 	install(env, tree, sessions, zxid);
+	env->snap_pending = zxid;
+	env->dirty = true;
+	return 0;
+}
+
+int zab_persist_snapshot(struct zab_env *env)
+{
+	struct zk_state *st = env->st;
+	int64_t zxid = env->snap_pending;
+	if (!zxid)
+		return 0;
+	struct session_list l = { 0 };
+	struct cds_lfht_iter it;
+	struct zsession *s;
+	rcu_read_lock();
+	struct session_table *table = st->sessions;
+	cds_lfht_for_each_entry(table->ht, &it, s, hnode) {
+		TSAN_ACQUIRE(s);   /* pairs with sessions_add's release */
+		list_session(&l, s->id, atomic_load(&s->timeout_ms));
+	}
+	rcu_read_unlock();
+	char err[512];
+	/* recovery starts here; the log goes on in a new file from zxid + 1 */
+	int rc = snapshot_write(st->storage.data_dir, st->tree, zxid, l.v, l.n, err, sizeof err);
+	free(l.v);
+	if (rc != 0) {
+		log_error("cannot keep the leader's snapshot at 0x%" PRIx64 ": %s", (uint64_t)zxid, err);
+		return -1;
+	}
 	txnlog_close(st->storage.log);
 	st->storage.log = NULL;
 	if (storage_truncate(st->storage.data_dir, st->storage.data_log_dir, zxid, err, sizeof err) != 0)
 		log_warn("after SNAP: cannot drop log txns above 0x%" PRIx64 ": %s", (uint64_t)zxid, err);
-	return reopen_log(env);
+	if (reopen_log(env) != 0)
+		return -1;
+	env->snap_pending = 0;
+	env->dirty = false;
+	return 0;
 }
 
 int zab_write_snapshot(struct zab_env *env, struct jute_writer *w, int64_t zxid)
@@ -260,6 +291,14 @@ int zab_write_snapshot(struct zab_env *env, struct jute_writer *w, int64_t zxid)
 /* Everything logged is applied before the vote (see the top). */
 static int fast_forward(struct zab_env *env)
 {
+	if (env->dirty) {
+		/* a SNAP installed in memory whose sync never reached NEWLEADER:
+		 * back to what the disk holds */
+		log_info("the sync with the last leader did not complete: reloading from disk");
+		env->dirty = false;
+		env->snap_pending = 0;
+		return reload(env);
+	}
 	int64_t logged = txnlog_last_appended_zxid(env->st->storage.log);
 	if (logged <= atomic_load(&env->st->last_applied))
 		return 0;

@@ -44,6 +44,10 @@ struct zab_env {
 	/* the learner's socket to the leader, -1 = none: quorum_stop shuts it
 	 * down so a following peer thread notices at once */
 	atomic_int learner_fd;
+	/* peer thread only: the tree is ahead of the disk (a SNAP not yet
+	 * persisted at snap_pending); a failed sync reloads from disk */
+	bool dirty;
+	int64_t snap_pending;
 };
 
 static inline int64_t zxid_epoch(int64_t zxid) { return (int64_t)((uint64_t)zxid >> 32); }
@@ -73,8 +77,12 @@ int64_t zab_last_zxid(struct zab_env *env);
 /* Learner: TRUNC to zxid: cuts the log and reloads the tree from disk. */
 int zab_truncate(struct zab_env *env, int64_t zxid);
 /* Learner: SNAP: reads the leader's snapshot off s and installs it as the
- * tree and sessions at zxid (written to disk as a snapshot too). */
+ * tree and sessions at zxid, in memory (env->dirty) until ... */
 int zab_install_snapshot(struct zab_env *env, struct qstream *s, int64_t zxid);
+/* ... NEWLEADER, which writes it as a snapshot (and cuts the log above it)
+ * just before currentEpoch moves on, as ZooKeeper's learner does. No-op
+ * without a SNAP. */
+int zab_persist_snapshot(struct zab_env *env);
 /* Leader: appends this server's tree and sessions, as a SNAP's payload at
  * zxid, to w (the tree must stand still at zxid: see leader.c). */
 int zab_write_snapshot(struct zab_env *env, struct jute_writer *w, int64_t zxid);

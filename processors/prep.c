@@ -70,6 +70,7 @@ struct prep {
 	int64_t next_zxid;
 	/* A learner's Prep only forwards (zkd-prep owns all of these): */
 	bool learner;
+	bool leader;                    /* of an ensemble: the zxid counter may run out */
 	struct zab_ops ops;
 	struct zreq **fwd;
 	int n_fwd, cap_fwd;
@@ -885,6 +886,19 @@ static void prep_handle(struct stage *s, struct zreq *r)
 	changes_prune(p);
 	if (p->n_born)
 		born_prune(p);
+	if (is_write(r->type) && p->leader && (p->next_zxid & 0xffffffffLL) == 0xffffffffLL) {
+		/* the counter would run into the epoch: ZooKeeper's leader gives
+		 * up the epoch here (XidRolloverException) and a new election
+		 * starts the next one at counter 1; the request is dropped with
+		 * the client connections the leader closes on stepping down */
+		if (!atomic_exchange(&p->st->zxid_exhausted, true))
+			log_warn("zxid 0x%" PRIx64 ": the counter is used up; forcing a new election",
+				 (uint64_t)p->next_zxid);
+		if (r->counted)
+			atomic_fetch_sub_explicit(&p->st->stats.outstanding, 1, memory_order_relaxed);
+		zreq_free(r);
+		return;
+	}
 	if (is_write(r->type)) {
 		r->txn.zxid = p->next_zxid++;
 		r->txn.time = wall_ms();
@@ -926,6 +940,7 @@ void prep_init_role(struct stage *s, struct stage *next, struct zk_state *st, en
 	p->st = st;
 	p->next_zxid = next_zxid;
 	p->learner = role == ZK_FOLLOWER || role == ZK_OBSERVER;
+	p->leader = role == ZK_LEADER;
 	if (p->learner) {
 		p->ops = *ops;
 		jute_writer_init(&p->out, 4096);

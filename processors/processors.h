@@ -101,6 +101,9 @@ struct zk_state {
 	/* The role the pipeline runs in now (enum zk_role); peer thread writes
 	 * while the stages are stopped, anyone reads. */
 	atomic_int role;
+	/* Prep (leader) sets it when the zxid counter of the epoch is used
+	 * up; the leader steps down for a new epoch (peer thread clears it). */
+	atomic_bool zxid_exhausted;
 	/* Learner: asks the leader whether a session a client resumes here is
 	 * still alive (REVALIDATE); the answer comes back through
 	 * processors_revalidated. Set once by server/ before start. */

@@ -330,6 +330,7 @@ if [[ -n "${ZKD_PID:-}" ]]; then
   pytest_suite crash test_crash.py      # kill -9, torn/corrupt logs, disk full, zkd-dump (needs zkd-dump beside $ZKD)
   # ensembles on loopback: all zkd, and mixed with Apache ZooKeeper 3.8
   ENSEMBLE_KINDS="${ENSEMBLE_KINDS:-zkd,zkd,zkd;zkd,zkd,zk;zkd,zk,zk}" pytest_suite ensemble test_ensemble.py
+  pytest_suite chaos test_chaos.py           # seeded kill/restart sequences (CHAOS_SEED, CHAOS_STEPS)
   pytest_suite readonly test_readonly.py
   pytest_suite partition test_partition.py   # network namespaces (skipped without root)
   # fast leader election against real ZooKeeper servers, wire format only

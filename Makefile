@@ -27,7 +27,7 @@ endif
 DEB_BUILD = build-essential liburcu-dev libssl-dev libcriterion-dev pkg-config
 DEB_TEST  = zookeeper zookeeper-bin default-jre-headless python3 python3-kazoo \
             python3-pytest libzookeeper-mt-dev netcat-openbsd libcurator-recipes-java default-jdk-headless \
-            iproute2
+            iproute2 openssl
 DEB_ALL   = $(DEB_BUILD) $(DEB_TEST)
 
 LIB_SRC  := $(sort $(wildcard net/*.c storage/*.c processors/*.c election/*.c server/*.c))

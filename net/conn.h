@@ -3,7 +3,8 @@
  * Internal to net/; nothing outside net/ includes this file.
  *
  * The event loop (loop.c) owns readiness, buffering, framing and lifetime;
- * a connection type owns only the transport: plain TCP today, TLS later. The
+ * a connection type owns only the transport: plain TCP (conn_plain.c) or
+ * TLS (conn_tls.c). The
  * loop never calls read(2)/write(2)/close(2) on a client socket itself; it
  * calls the type's functions through this small vtable, so a TLS type can be
  * added without touching the loop's logic.
@@ -20,6 +21,9 @@
  *   - has_pending says the type holds input it already took off the socket
  *     (decrypted TLS records) that epoll will therefore never report; the
  *     loop reads again without waiting. Plain TCP never does (NULL).
+ *   - why, after a failed call (-1 or CONN_HS_ERROR), may describe the
+ *     failure better than errno can (a TLS alert, a certificate that did
+ *     not verify); NULL or "" = errno says it all.
  *
  * Threads: a struct conn_sock belongs to the I/O thread that accepted the
  * socket; every function here is called only by that thread.
@@ -62,8 +66,11 @@ struct conn_type {
 	bool (*has_pending)(const struct conn_sock *s);
 	/* Releases the type's state and closes the fd. Called exactly once. */
 	void (*close)(struct conn_sock *s);
+	/* What went wrong in the last failed call (NULL = never anything). */
+	const char *(*why)(const struct conn_sock *s);
 };
 
 extern const struct conn_type conn_plain;
+extern const struct conn_type conn_tls;     /* conn_tls.c; see tls.h */
 
 #endif

@@ -40,6 +40,18 @@
  * the end of the iteration, many replies per write. A write that would block
  * arms the writability interest; it is disarmed once the buffer drained.
  *
+ * TLS. The secure client port has listeners of its own beside the plain
+ * ones (every thread has one of each that is configured); a connection
+ * accepted there gets the TLS connection type (conn_tls.c) and starts in
+ * HANDSHAKE, which this loop drives like any other I/O: each step runs when
+ * the readiness the type asked for arrives. A handshake must finish within
+ * the handshake timeout: every thread keeps its handshaking connections on
+ * a list in accept order, which is therefore also deadline order, so the
+ * loop sleeps no longer than until the first deadline and closes what has
+ * expired from the head. A failed or expired handshake closes that one
+ * connection with a log line; upper layers never see it (on_open comes
+ * only once the handshake is done).
+ *
  * Lifetime. A connection is HANDSHAKE (type-level setup, e.g. TLS), OPEN,
  * CLOSING (net_conn_close or end of stream: no more reading, flush, then
  * close), DEAD (socket error: close without flushing) or FINAL (on_close is
@@ -56,6 +68,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "tls.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -89,10 +102,15 @@
 #define ACCEPT_BUDGET   64              /* accepts per listener event per iteration */
 #define ACCEPT_PAUSE_MS 100             /* listener rest after EMFILE and the like */
 #define TAG_WAKE        UINT64_MAX      /* epoll data of the eventfd */
-#define TAG_LISTEN      (UINT64_MAX - 1) /* epoll data of the listener */
+#define TAG_LISTEN      (UINT64_MAX - 1) /* epoll data of the plain listener */
+#define TAG_LISTEN_TLS  (UINT64_MAX - 2) /* epoll data of the TLS listener */
+#define HS_TIMEOUT_MS   10000           /* default handshake bound (Netty's SslHandler) */
 #define LOG_NONE        (-1)            /* close without a log line (already logged) */
 
 enum conn_state { ST_HANDSHAKE, ST_OPEN, ST_CLOSING, ST_DEAD, ST_FINAL };
+
+/* The listeners of a thread: plain client port, secure client port. */
+enum { LST_PLAIN, LST_TLS, N_LST };
 
 /* A client connection. Owned by one I/O thread; only it reads or writes any
  * field, from the loop or from the callbacks it runs. */
@@ -108,6 +126,7 @@ struct net_conn {
 	bool ip_counted;            /* holds a slot in the per-IP counts */
 	bool out_blocked;           /* a write hit EAGAIN: waiting for write_wants */
 	bool on_flush, on_ready;    /* linked on io->flush / io->ready */
+	bool on_hs;                 /* linked on io->hs_head (handshaking) */
 	unsigned read_wants;        /* CONN_WANT_* a blocked read waits for */
 	unsigned write_wants;       /* CONN_WANT_* a blocked write waits for */
 	uint32_t events;            /* epoll interest currently registered */
@@ -117,6 +136,8 @@ struct net_conn {
 	struct jute_writer out;     /* queued output; out.buf[0, out_off) already sent */
 	size_t out_off;
 	struct net_conn *flush_next, *ready_next;
+	struct net_conn *hs_prev, *hs_next;
+	int64_t hs_deadline_ms;     /* the handshake must be done by then */
 	char ip[INET6_ADDRSTRLEN];
 	char peer[INET6_ADDRSTRLEN + 8];
 };
@@ -135,13 +156,15 @@ struct io_thread {
 	atomic_bool stop;           /* written by net_stop, read by this thread */
 	int index;
 	pthread_t tid;
-	int epfd, listen_fd, wake_fd;
+	int epfd, wake_fd;
+	int listen_fd[N_LST];       /* -1 = that port is not served */
 	struct net_conn **conns;    /* indexed by fd */
 	size_t conns_cap;
 	uint32_t next_gen;
 	struct net_conn *flush;     /* connections with output or a close to finish */
 	struct net_conn *ready;     /* connections with buffered input to parse */
-	int64_t accept_resume_ms;   /* listener paused until then (0 = armed) */
+	struct net_conn *hs_head, *hs_tail; /* handshaking, oldest (first deadline) first */
+	int64_t accept_resume_ms;   /* listeners paused until then (0 = armed) */
 	uint8_t *scratch;
 };
 
@@ -168,7 +191,8 @@ static struct {
 	uint32_t max_frame;
 	int max_per_ip;
 	int n_threads;
-	int port;
+	int port, secure_port;      /* bound ports; -1 = not served */
+	int hs_timeout_ms;
 	struct io_thread *threads;
 } net;
 
@@ -198,7 +222,8 @@ static const char fourlw_words[][4] = {
 	{ 'i', 's', 'r', 'o' }, { 'h', 'a', 's', 'h' }, { 'd', 'i', 'r', 's' },
 };
 
-static int open_listeners(const struct net_config *cfg, char *err, size_t errlen);
+static int open_listeners(const char *bind_addr, int port, int backlog, int slot, int *bound,
+			  char *err, size_t errlen);
 static int setup_thread(struct io_thread *io, char *err, size_t errlen);
 static void release_threads(int n);
 static void *io_main(void *arg);
@@ -206,8 +231,10 @@ static void loop_once(struct io_thread *io);
 static int wait_timeout(struct io_thread *io);
 static int wait_events(struct io_thread *io, struct epoll_event *evs, int timeout);
 static void handle_event(struct io_thread *io, const struct epoll_event *ev);
-static void accept_some(struct io_thread *io);
-static void admit(struct io_thread *io, int fd, const struct sockaddr_storage *ss);
+static void accept_some(struct io_thread *io, int slot);
+static void admit(struct io_thread *io, int fd, const struct sockaddr_storage *ss, int slot);
+static void expire_handshakes(struct io_thread *io);
+static void hs_unlink(struct net_conn *c);
 static void do_handshake(struct net_conn *c);
 static void open_conn(struct net_conn *c);
 static void read_some(struct net_conn *c);
@@ -256,23 +283,40 @@ int net_start(const struct net_config *cfg, const struct net_callbacks *cb, char
 		net.max_frame = INT32_MAX - 4;
 	net.max_per_ip = cfg->max_cnxns_per_ip > 0 ? cfg->max_cnxns_per_ip : 0;
 	net.n_threads = cfg->n_threads;
+	net.port = net.secure_port = -1;
+	net.hs_timeout_ms = cfg->tls && cfg->tls->handshake_timeout_ms > 0 ? cfg->tls->handshake_timeout_ms
+									   : HS_TIMEOUT_MS;
+	if (cfg->port < 0 && !cfg->tls) {
+		snprintf(err, errlen, "net_start: neither a client port nor a secure client port");
+		return -1;
+	}
 	memset(stats, 0, sizeof stats);
+	if (cfg->tls && tls_setup(cfg->tls, err, errlen) != 0)
+		return -1;
 
 	size_t size = (size_t)net.n_threads * sizeof(struct io_thread);
 	net.threads = aligned_alloc(_Alignof(struct io_thread), size);
 	if (!net.threads) {
 		snprintf(err, errlen, "net_start: out of memory");
+		tls_teardown();
 		return -1;
 	}
 	memset(net.threads, 0, size);
 	for (int i = 0; i < net.n_threads; i++) {
 		struct io_thread *io = &net.threads[i];
 		io->index = i;
-		io->epfd = io->listen_fd = io->wake_fd = -1;
+		io->epfd = io->wake_fd = -1;
+		for (int l = 0; l < N_LST; l++)
+			io->listen_fd[l] = -1;
 		__cds_wfcq_init(&io->inbox_head, &io->inbox_tail);
 	}
 
-	if (open_listeners(cfg, err, errlen) < 0) {
+	int backlog = cfg->listen_backlog > 0 ? cfg->listen_backlog : 1024;
+	if ((cfg->port >= 0 &&
+	     open_listeners(cfg->bind_addr, cfg->port, backlog, LST_PLAIN, &net.port, err, errlen) < 0) ||
+	    (cfg->tls &&
+	     open_listeners(cfg->secure_bind_addr, cfg->secure_port, backlog, LST_TLS, &net.secure_port,
+			    err, errlen) < 0)) {
 		release_threads(0);
 		return -1;
 	}
@@ -290,9 +334,14 @@ int net_start(const struct net_config *cfg, const struct net_callbacks *cb, char
 			return -1;
 		}
 	}
-	log_info("listening on %s:%d with %d I/O threads, max frame %u, max %d connections per IP",
-		 cfg->bind_addr && *cfg->bind_addr ? cfg->bind_addr : "0.0.0.0", net.port,
-		 net.n_threads, net.max_frame, net.max_per_ip);
+	if (net.port >= 0)
+		log_info("listening on %s:%d with %d I/O threads, max frame %u, max %d connections per IP",
+			 cfg->bind_addr && *cfg->bind_addr ? cfg->bind_addr : "0.0.0.0", net.port,
+			 net.n_threads, net.max_frame, net.max_per_ip);
+	if (net.secure_port >= 0)
+		log_info("listening for TLS on %s:%d with %d I/O threads, handshakes bounded to %d ms",
+			 cfg->secure_bind_addr && *cfg->secure_bind_addr ? cfg->secure_bind_addr : "0.0.0.0",
+			 net.secure_port, net.n_threads, net.hs_timeout_ms);
 	return 0;
 }
 
@@ -319,8 +368,9 @@ static void release_threads(int started)
 	}
 	for (int i = 0; i < net.n_threads; i++) {
 		struct io_thread *io = &net.threads[i];
-		if (io->listen_fd >= 0)
-			close(io->listen_fd);
+		for (int l = 0; l < N_LST; l++)
+			if (io->listen_fd[l] >= 0)
+				close(io->listen_fd[l]);
 		if (io->wake_fd >= 0)
 			close(io->wake_fd);
 		if (io->epfd >= 0)
@@ -331,6 +381,8 @@ static void release_threads(int started)
 	free(net.threads);
 	net.threads = NULL;
 	net.n_threads = 0;
+	net.port = net.secure_port = -1;
+	tls_teardown();     /* no thread uses the context any more */
 	pthread_mutex_lock(&ipmap.lock);
 	for (size_t b = 0; b < IP_BUCKETS; b++) {
 		while (ipmap.bucket[b]) {
@@ -342,20 +394,22 @@ static void release_threads(int started)
 	pthread_mutex_unlock(&ipmap.lock);
 }
 
-/* One listening socket per thread on the same address and port. The first
- * is bound without SO_REUSEPORT, so a second server on the same port fails
- * with "Address already in use" instead of silently sharing the port; the
- * option is turned on after that bind so the others can join. */
-static int open_listeners(const struct net_config *cfg, char *err, size_t errlen)
+/* One listening socket per thread on the same address and port, in
+ * listen_fd[slot] of every thread. The first is bound without SO_REUSEPORT,
+ * so a second server on the same port fails with "Address already in use"
+ * instead of silently sharing the port; the option is turned on after that
+ * bind so the others can join. *bound is the port bound. */
+static int open_listeners(const char *bind_addr, int port, int backlog, int slot, int *bound,
+			  char *err, size_t errlen)
 {
-	const char *host = cfg->bind_addr && *cfg->bind_addr ? cfg->bind_addr : NULL;
+	const char *host = bind_addr && *bind_addr ? bind_addr : NULL;
 	struct addrinfo hints = { .ai_family = host ? AF_UNSPEC : AF_INET,
 				  .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
 	struct addrinfo *ai = NULL;
 	int rc = getaddrinfo(host, "0", &hints, &ai);
 	if (rc != 0) {
-		snprintf(err, errlen, "%s:%d: %s", host ? host : "0.0.0.0", cfg->port, gai_strerror(rc));
+		snprintf(err, errlen, "%s:%d: %s", host ? host : "0.0.0.0", port, gai_strerror(rc));
 		return -1;
 	}
 	struct sockaddr_storage addr;
@@ -363,8 +417,6 @@ static int open_listeners(const struct net_config *cfg, char *err, size_t errlen
 	memcpy(&addr, ai->ai_addr, alen);
 	freeaddrinfo(ai);
 
-	int port = cfg->port;
-	int backlog = cfg->listen_backlog > 0 ? cfg->listen_backlog : 1024;
 	const int one = 1;
 	for (int i = 0; i < net.n_threads; i++) {
 		struct io_thread *io = &net.threads[i];
@@ -372,28 +424,28 @@ static int open_listeners(const struct net_config *cfg, char *err, size_t errlen
 			((struct sockaddr_in6 *)&addr)->sin6_port = htons((uint16_t)port);
 		else
 			((struct sockaddr_in *)&addr)->sin_port = htons((uint16_t)port);
-		io->listen_fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (io->listen_fd < 0)
+		int fd = io->listen_fd[slot] = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
 			goto fail;
-		setsockopt(io->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-		if (i > 0 && setsockopt(io->listen_fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		if (i > 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
 			goto fail;
-		if (bind(io->listen_fd, (struct sockaddr *)&addr, alen) < 0)
+		if (bind(fd, (struct sockaddr *)&addr, alen) < 0)
 			goto fail;
 		if (i == 0) {
 			struct sockaddr_storage got;
 			socklen_t glen = sizeof got;
-			if (getsockname(io->listen_fd, (struct sockaddr *)&got, &glen) < 0)
+			if (getsockname(fd, (struct sockaddr *)&got, &glen) < 0)
 				goto fail;
 			port = ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port
 							       : ((struct sockaddr_in *)&got)->sin_port);
-			if (setsockopt(io->listen_fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+			if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
 				goto fail;
 		}
-		if (listen(io->listen_fd, backlog) < 0)
+		if (listen(fd, backlog) < 0)
 			goto fail;
 	}
-	net.port = port;
+	*bound = port;
 	return 0;
 fail:
 	snprintf(err, errlen, "%s:%d: %s", host ? host : "0.0.0.0", port, strerror(errno));
@@ -411,13 +463,17 @@ static int setup_thread(struct io_thread *io, char *err, size_t errlen)
 		return -1;
 	}
 	struct epoll_event wake = { .events = EPOLLIN, .data.u64 = TAG_WAKE };
-	struct epoll_event lst = { .events = EPOLLIN, .data.u64 = TAG_LISTEN };
-	if (epoll_ctl(io->epfd, EPOLL_CTL_ADD, io->wake_fd, &wake) < 0 ||
-	    epoll_ctl(io->epfd, EPOLL_CTL_ADD, io->listen_fd, &lst) < 0) {
-		snprintf(err, errlen, "net_start: epoll_ctl: %s", strerror(errno));
-		return -1;
+	if (epoll_ctl(io->epfd, EPOLL_CTL_ADD, io->wake_fd, &wake) < 0)
+		goto fail;
+	for (int l = 0; l < N_LST; l++) {
+		struct epoll_event lst = { .events = EPOLLIN, .data.u64 = l == LST_TLS ? TAG_LISTEN_TLS : TAG_LISTEN };
+		if (io->listen_fd[l] >= 0 && epoll_ctl(io->epfd, EPOLL_CTL_ADD, io->listen_fd[l], &lst) < 0)
+			goto fail;
 	}
 	return 0;
+fail:
+	snprintf(err, errlen, "net_start: epoll_ctl: %s", strerror(errno));
+	return -1;
 }
 
 /* ---- the loop -------------------------------------------------------- */
@@ -446,6 +502,8 @@ static void loop_once(struct io_thread *io)
 
 	for (int i = 0; i < n; i++)
 		handle_event(io, &evs[i]);
+	if (io->hs_head)
+		expire_handshakes(io);
 	drain_inbox(io);
 	run_ready(io);
 	if (net.cb.on_idle)
@@ -453,19 +511,37 @@ static void loop_once(struct io_thread *io)
 	flush_all(io);
 }
 
-/* 0 if there is work already, the rest of a listener pause, else forever. */
+/* Arms (or with events 0 disarms) every listener of the thread. */
+static void arm_listeners(struct io_thread *io, uint32_t events)
+{
+	for (int l = 0; l < N_LST; l++) {
+		struct epoll_event lst = { .events = events, .data.u64 = l == LST_TLS ? TAG_LISTEN_TLS : TAG_LISTEN };
+		if (io->listen_fd[l] >= 0)
+			epoll_ctl(io->epfd, EPOLL_CTL_MOD, io->listen_fd[l], &lst);
+	}
+}
+
+/* 0 if there is work already; else until the end of a listener pause or
+ * the first handshake deadline, whichever comes first; else forever. */
 static int wait_timeout(struct io_thread *io)
 {
 	if (io->ready)
 		return 0;
-	if (io->accept_resume_ms == 0)
+	if (io->accept_resume_ms == 0 && !io->hs_head)
 		return -1;
-	int64_t left = io->accept_resume_ms - now_ms();
-	if (left <= 0) {
-		struct epoll_event lst = { .events = EPOLLIN, .data.u64 = TAG_LISTEN };
-		epoll_ctl(io->epfd, EPOLL_CTL_MOD, io->listen_fd, &lst);
-		io->accept_resume_ms = 0;
-		return 0;
+	int64_t now = now_ms(), left = INT32_MAX;
+	if (io->accept_resume_ms != 0) {
+		left = io->accept_resume_ms - now;
+		if (left <= 0) {
+			arm_listeners(io, EPOLLIN);
+			io->accept_resume_ms = 0;
+			return 0;
+		}
+	}
+	if (io->hs_head) {
+		int64_t hs = io->hs_head->hs_deadline_ms - now;
+		if (hs < left)
+			left = hs > 0 ? hs : 0;
 	}
 	return (int)left;
 }
@@ -499,8 +575,8 @@ static void handle_event(struct io_thread *io, const struct epoll_event *ev)
 		(void)r;
 		return;
 	}
-	if (ev->data.u64 == TAG_LISTEN) {
-		accept_some(io);
+	if (ev->data.u64 == TAG_LISTEN || ev->data.u64 == TAG_LISTEN_TLS) {
+		accept_some(io, ev->data.u64 == TAG_LISTEN_TLS ? LST_TLS : LST_PLAIN);
 		return;
 	}
 	size_t fd = (size_t)(ev->data.u64 >> 32);
@@ -528,14 +604,14 @@ static void handle_event(struct io_thread *io, const struct epoll_event *ev)
 
 /* ---- accepting ------------------------------------------------------- */
 
-static void accept_some(struct io_thread *io)
+static void accept_some(struct io_thread *io, int slot)
 {
 	for (int i = 0; i < ACCEPT_BUDGET; i++) {
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof ss;
-		int fd = accept4(io->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(io->listen_fd[slot], (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
-			admit(io, fd, &ss);
+			admit(io, fd, &ss, slot);
 			continue;
 		}
 		switch (errno) {
@@ -550,9 +626,8 @@ static void accept_some(struct io_thread *io)
 			continue;   /* that one connection failed; the listener is fine */
 		default: {
 			/* EMFILE, ENFILE, ENOBUFS, ENOMEM: the listener stays readable
-			 * and would spin the loop; rest it for a moment. */
-			struct epoll_event lst = { .events = 0, .data.u64 = TAG_LISTEN };
-			epoll_ctl(io->epfd, EPOLL_CTL_MOD, io->listen_fd, &lst);
+			 * and would spin the loop; rest them all for a moment. */
+			arm_listeners(io, 0);
 			io->accept_resume_ms = now_ms() + ACCEPT_PAUSE_MS;
 			log_warn("accept: %s; not accepting for %d ms", strerror(errno), ACCEPT_PAUSE_MS);
 			return;
@@ -577,8 +652,9 @@ static void format_peer(const struct sockaddr_storage *ss, char *ip, size_t iple
 	}
 }
 
-/* A freshly accepted socket: apply the per-IP cap, make it a connection. */
-static void admit(struct io_thread *io, int fd, const struct sockaddr_storage *ss)
+/* A freshly accepted socket: apply the per-IP cap, make it a connection
+ * (plain or TLS, by the listener it came from). */
+static void admit(struct io_thread *io, int fd, const struct sockaddr_storage *ss, int slot)
 {
 	char ip[INET6_ADDRSTRLEN], peer[INET6_ADDRSTRLEN + 8];
 	format_peer(ss, ip, sizeof ip, peer, sizeof peer);
@@ -639,7 +715,8 @@ static void admit(struct io_thread *io, int fd, const struct sockaddr_storage *s
 	jute_writer_init(&c->out, 0);
 	memcpy(c->ip, ip, sizeof ip);
 	memcpy(c->peer, peer, sizeof peer);
-	if (conn_plain.attach(&c->sock, fd) < 0) {
+	const struct conn_type *type = slot == LST_TLS ? &conn_tls : &conn_plain;
+	if (type->attach(&c->sock, fd) < 0) {
 		log_error("%s: refused: %s", peer, strerror(errno));
 		if (counted)
 			ip_release(ip);
@@ -658,11 +735,53 @@ static void admit(struct io_thread *io, int fd, const struct sockaddr_storage *s
 	c->events = EPOLLIN;
 	io->conns[fd] = c;
 	STAT_ADD(io, accepted, 1);
-	log_debug("%s: accepted", peer);
-	if (c->sock.type->handshake)
+	log_debug("%s: accepted (%s)", peer, type->name);
+	if (c->sock.type->handshake) {
+		/* onto the handshake list, whose order is deadline order */
+		c->hs_deadline_ms = now_ms() + net.hs_timeout_ms;
+		c->on_hs = true;
+		c->hs_prev = io->hs_tail;
+		if (io->hs_tail)
+			io->hs_tail->hs_next = c;
+		else
+			io->hs_head = c;
+		io->hs_tail = c;
 		do_handshake(c);
-	else
+	} else {
 		open_conn(c);
+	}
+}
+
+static void hs_unlink(struct net_conn *c)
+{
+	struct io_thread *io = c->io;
+	if (!c->on_hs)
+		return;
+	if (c->hs_prev)
+		c->hs_prev->hs_next = c->hs_next;
+	else
+		io->hs_head = c->hs_next;
+	if (c->hs_next)
+		c->hs_next->hs_prev = c->hs_prev;
+	else
+		io->hs_tail = c->hs_prev;
+	c->hs_prev = c->hs_next = NULL;
+	c->on_hs = false;
+}
+
+/* Closes every connection whose handshake outlived the bound. */
+static void expire_handshakes(struct io_thread *io)
+{
+	int64_t now = now_ms();
+	while (io->hs_head && io->hs_head->hs_deadline_ms <= now) {
+		struct net_conn *c = io->hs_head;
+		hs_unlink(c);
+		if (c->state != ST_HANDSHAKE)
+			continue;
+		log_info("%s: TLS handshake not finished within %d ms, closing", c->peer, net.hs_timeout_ms);
+		c->state = ST_DEAD;
+		want_flush(c);
+	}
 }
 
 static void do_handshake(struct net_conn *c)
@@ -672,6 +791,7 @@ static void do_handshake(struct net_conn *c)
 		update_interest(c);
 		return;
 	}
+	hs_unlink(c);
 	if (r == CONN_HS_ERROR) {
 		conn_fail(c, "handshake failed", errno ? errno : EPROTO);
 		return;
@@ -681,6 +801,7 @@ static void do_handshake(struct net_conn *c)
 
 static void open_conn(struct net_conn *c)
 {
+	hs_unlink(c);
 	c->state = ST_OPEN;
 	c->opened = true;
 	update_interest(c);
@@ -731,6 +852,12 @@ static void read_some(struct net_conn *c)
 		}
 		STAT_ADD(io, bytes_received, n);
 		budget -= (size_t)n;
+		if (c->read_wants != CONN_WANT_READ) {
+			/* a TLS read that needed writability got it: back to
+			 * waiting for input */
+			c->read_wants = CONN_WANT_READ;
+			update_interest(c);
+		}
 		if (big) {
 			c->in_len += (size_t)n;
 			consume_stash(c);
@@ -1004,6 +1131,7 @@ static void finalize(struct net_conn *c)
 		unlink_from(&io->ready, c, true);
 	if (c->on_flush)
 		unlink_from(&io->flush, c, false);
+	hs_unlink(c);
 	c->on_ready = c->on_flush = false;
 	c->state = ST_FINAL;
 	if (c->opened && net.cb.on_close)
@@ -1023,9 +1151,13 @@ static void finalize(struct net_conn *c)
  * and hand the inbox's remaining messages back with conn == NULL. */
 static void shutdown_thread(struct io_thread *io)
 {
-	epoll_ctl(io->epfd, EPOLL_CTL_DEL, io->listen_fd, NULL);
-	close(io->listen_fd);
-	io->listen_fd = -1;
+	for (int l = 0; l < N_LST; l++) {
+		if (io->listen_fd[l] < 0)
+			continue;
+		epoll_ctl(io->epfd, EPOLL_CTL_DEL, io->listen_fd[l], NULL);
+		close(io->listen_fd[l]);
+		io->listen_fd[l] = -1;
+	}
 	for (size_t fd = 0; fd < io->conns_cap; fd++)
 		if (io->conns[fd])
 			begin_close(io->conns[fd], LOG_NONE, NULL);
@@ -1054,11 +1186,16 @@ static void conn_fail(struct net_conn *c, const char *what, int err)
 	if (c->state >= ST_DEAD)
 		return;
 	char buf[128];
-	const char *msg = strerror_r(err, buf, sizeof buf);
-	if (err == ECONNRESET || err == EPIPE)
-		log_debug("%s: %s: %s", c->peer, what, msg);
+	const char *why = c->sock.type->why ? c->sock.type->why(&c->sock) : NULL;
+	if (why)
+		/* the type's own account (a TLS alert, a certificate that
+		 * did not verify) names the step itself; a peer that just
+		 * went away is no news, as below */
+		zlog(err == ECONNRESET || err == EPIPE ? LOG_DEBUG : LOG_INFO, "%s: %s, closing", c->peer, why);
+	else if (err == ECONNRESET || err == EPIPE)
+		log_debug("%s: %s: %s", c->peer, what, strerror_r(err, buf, sizeof buf));
 	else
-		log_info("%s: %s: %s, closing", c->peer, what, msg);
+		log_info("%s: %s: %s, closing", c->peer, what, strerror_r(err, buf, sizeof buf));
 	c->state = ST_DEAD;
 	want_flush(c);
 }
@@ -1190,6 +1327,13 @@ static int64_t now_ms(void)
 
 int net_n_threads(void) { return net.n_threads; }
 int net_bound_port(void) { return net.port; }
+int net_bound_secure_port(void) { return net.secure_port; }
+
+int net_tls_reload(char *err, size_t errlen)
+{
+	assert(!self);
+	return tls_reload(err, errlen);
+}
 
 /* Valid between net_start and net_stop. A message posted to a thread that
  * has already stopped is never delivered (the caller's pipeline must be
@@ -1220,6 +1364,15 @@ int net_conn_io_index(const struct net_conn *c) { return c->io->index; }
 void *net_conn_user(const struct net_conn *c) { return c->user; }
 void net_conn_set_user(struct net_conn *c, void *user) { c->user = user; }
 const char *net_conn_peer(const struct net_conn *c) { return c->peer; }
+bool net_conn_secure(const struct net_conn *c) { return c->sock.type == &conn_tls; }
+
+int net_conn_x509_subject(const struct net_conn *c, char *out, size_t cap)
+{
+	assert(self == c->io);
+	if (cap)
+		out[0] = '\0';
+	return conn_tls_subject(&c->sock, out, cap);
+}
 
 bool net_conn_closing(const struct net_conn *c)
 {

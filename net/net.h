@@ -17,8 +17,11 @@
  * on_msg with conn == NULL so its owner can free it.
  *
  * net/ knows nothing of sessions or the pipeline; server/ registers the
- * callbacks. Plain TCP and (later) TLS are two connection types behind the
- * small vtable in conn.h.
+ * callbacks. Plain TCP and TLS are two connection types behind the small
+ * vtable in conn.h: the client port speaks plain TCP, the secure client port
+ * TLS (OpenSSL, non-blocking, the handshake run by the same event loop).
+ * Upper layers see no difference except net_conn_secure and the client
+ * certificate's subject (net_conn_x509_subject).
  */
 #ifndef ZKD_NET_NET_H
 #define ZKD_NET_NET_H
@@ -44,7 +47,8 @@ struct net_msg {
 
 struct net_callbacks {
 	void *ctx;
-	/* A new connection was accepted (after the per-IP cap let it in). */
+	/* A new connection was accepted (after the per-IP cap let it in and,
+	 * on the secure port, the TLS handshake finished). */
 	void (*on_open)(void *ctx, struct net_conn *c);
 	/* One complete frame: payload without the 4-byte length prefix, valid
 	 * only during the call. Return 0 to go on, -1 to close the connection
@@ -65,9 +69,47 @@ struct net_callbacks {
 	void (*on_idle)(void *ctx, int io_index);
 };
 
+/* TLS on the secure client port, with ZooKeeper's ssl.* settings (zoo.cfg
+ * names in the comments). net_start copies what it needs; NULL or "" means
+ * not given. */
+enum net_tls_client_auth { NET_TLS_AUTH_NEED = 0, NET_TLS_AUTH_WANT, NET_TLS_AUTH_NONE };
+
+struct net_tls_config {
+	/* The server's private key and certificate chain: a key store (PEM file
+	 * holding key + chain, or PKCS12) ... */
+	const char *key_store;              /* ssl.keyStore.location */
+	const char *key_store_type;         /* ssl.keyStore.type: PEM, PKCS12; NULL = from the file name */
+	const char *key_store_password;     /* ssl.keyStore.password (an encrypted PEM key, PKCS12) */
+	const char *key_store_password_path;/* ssl.keyStore.passwordPath: the password in a file */
+	/* ... or a PEM certificate chain and a PEM key (zkd's ssl.certFile and
+	 * ssl.keyFile; the key defaults to the certificate file). */
+	const char *cert_file, *key_file;
+	/* The CAs a client certificate must chain to: a trust store (PEM or
+	 * PKCS12) or a PEM file (ssl.caFile); neither = the system's CAs. */
+	const char *trust_store;            /* ssl.trustStore.location */
+	const char *trust_store_type;       /* ssl.trustStore.type */
+	const char *trust_store_password;   /* ssl.trustStore.password (PKCS12) */
+	const char *trust_store_password_path;
+	const char *ca_file;                /* ssl.caFile */
+	enum net_tls_client_auth client_auth; /* ssl.clientAuth; ZooKeeper's default is need */
+	/* ssl.enabledProtocols ("TLSv1.2,TLSv1.3") wins over ssl.protocol (one
+	 * protocol); neither: TLSv1.2 and TLSv1.3. Nothing older is served. */
+	const char *protocol;
+	const char *enabled_protocols;
+	/* ssl.ciphersuites: IANA names as Java writes them (OpenSSL's names are
+	 * accepted too), comma separated; NULL = ZooKeeper's default list for
+	 * TLSv1.2 and OpenSSL's TLSv1.3 suites. */
+	const char *ciphersuites;
+	int handshake_timeout_ms;           /* <= 0: 10000 (Netty's SslHandler default) */
+};
+
 struct net_config {
 	const char *bind_addr;      /* "" or NULL = all addresses */
-	int port;
+	int port;                   /* plain client port; 0 = any free port, < 0 = none */
+	/* The secure client port: served when tls is not NULL (0 = any free port). */
+	const char *secure_bind_addr;
+	int secure_port;
+	const struct net_tls_config *tls;
 	int n_threads;              /* >= 1 */
 	uint32_t max_frame;         /* jute.maxbuffer: a larger frame closes the connection */
 	int max_cnxns_per_ip;       /* 0 = unlimited */
@@ -80,8 +122,15 @@ int net_start(const struct net_config *cfg, const struct net_callbacks *cb, char
 /* Stops the threads, closes every connection (on_close for each). */
 void net_stop(void);
 int net_n_threads(void);
-/* The port actually bound (useful when cfg->port was 0). */
+/* The port actually bound (useful when cfg->port was 0); -1 = none. */
 int net_bound_port(void);
+/* The secure port actually bound; -1 = none. */
+int net_bound_secure_port(void);
+/* Loads the key, certificates and CAs again from the files net_start was
+ * given (SIGHUP). New TLS connections use them; established ones keep what
+ * they negotiated. On failure the old ones stay in use and err says why.
+ * Any thread but an I/O thread. 0 on success (or when TLS is off). */
+int net_tls_reload(char *err, size_t errlen);
 
 /* Any thread: queue m for the I/O thread that owns `to` (m->to is set). */
 void net_post(net_addr to, struct net_msg *m);
@@ -94,6 +143,13 @@ int net_conn_io_index(const struct net_conn *c);
 void *net_conn_user(const struct net_conn *c);
 void net_conn_set_user(struct net_conn *c, void *user);
 const char *net_conn_peer(const struct net_conn *c);   /* "127.0.0.1:53412" */
+/* True for a connection on the secure client port (TLS). */
+bool net_conn_secure(const struct net_conn *c);
+/* The subject of the client certificate the TLS handshake verified, as
+ * Java's X500Principal.getName() writes it (RFC 2253; what ZooKeeper's x509
+ * scheme uses as the id). Returns 1 with the name in out, 0 if there is no
+ * verified client certificate, -1 if the name does not fit in cap bytes. */
+int net_conn_x509_subject(const struct net_conn *c, char *out, size_t cap);
 /* Queue bytes for sending (copied). Output is flushed at the end of the loop
  * iteration, so many replies go out in one write. */
 void net_conn_send(struct net_conn *c, const void *p, size_t len);

@@ -402,6 +402,26 @@ static const struct key_spec key_specs[] = {
 	SYS_INT_KEY("znode.container.maxPerMinute", container_max_per_minute, 1, INT_MAX),
 	/* user:base64(sha1(user:password)) whose holder passes every ACL */
 	SYS_STR_KEY("DigestAuthenticationProvider.superDigest", super_digest),
+	/* TLS on secureClientPort (X509Util's keys, read as zookeeper.ssl.*) */
+	SYS_STR_KEY("ssl.keyStore.location", ssl_keystore_location),
+	SYS_STR_KEY("ssl.keyStore.type", ssl_keystore_type),
+	SYS_STR_KEY("ssl.keyStore.password", ssl_keystore_password),
+	SYS_STR_KEY("ssl.keyStore.passwordPath", ssl_keystore_password_path),
+	SYS_STR_KEY("ssl.trustStore.location", ssl_truststore_location),
+	SYS_STR_KEY("ssl.trustStore.type", ssl_truststore_type),
+	SYS_STR_KEY("ssl.trustStore.password", ssl_truststore_password),
+	SYS_STR_KEY("ssl.trustStore.passwordPath", ssl_truststore_password_path),
+	SYS_STR_KEY("ssl.certFile", ssl_cert_file),
+	SYS_STR_KEY("ssl.keyFile", ssl_key_file),
+	SYS_STR_KEY("ssl.caFile", ssl_ca_file),
+	SYS_STR_KEY("ssl.clientAuth", ssl_client_auth),
+	SYS_STR_KEY("ssl.protocol", ssl_protocol),
+	SYS_STR_KEY("ssl.enabledProtocols", ssl_enabled_protocols),
+	SYS_STR_KEY("ssl.ciphersuites", ssl_ciphersuites),
+	SYS_STR_KEY("ssl.authProvider", ssl_auth_provider),
+	SYS_BOOL_KEY("ssl.crl", ssl_crl),
+	SYS_BOOL_KEY("ssl.ocsp", ssl_ocsp),
+	SYS_STR_KEY("X509AuthenticationProvider.superUser", x509_super_user),
 };
 
 /* Keys ZooKeeper 3.8 knows that zkd accepts without acting on them (yet).
@@ -947,6 +967,32 @@ static int check_ports(const struct zkd_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/* The ssl.* settings, when there is a secure client port to use them:
+ * what can be told from the file alone is checked here; the key and
+ * certificate files are read (and their absence refused) when the network
+ * starts. */
+static int check_tls(const struct zkd_config *cfg, char *err, size_t errlen)
+{
+	if (!cfg->secure_client_port)
+		return 0;
+	const char *ca = cfg->ssl_client_auth;
+	if (ca[0] && strcasecmp(ca, "none") != 0 && strcasecmp(ca, "want") != 0 && strcasecmp(ca, "need") != 0)
+		return fail(err, errlen, "%s: ssl.clientAuth: '%s' must be none, want or need", cfg_name(cfg), ca);
+	if (cfg->ssl_keystore_location[0] && cfg->ssl_cert_file[0])
+		return fail(err, errlen, "%s: both ssl.keyStore.location and ssl.certFile are set; give one",
+			    cfg_name(cfg));
+	if (cfg->ssl_truststore_location[0] && cfg->ssl_ca_file[0])
+		return fail(err, errlen, "%s: both ssl.trustStore.location and ssl.caFile are set; give one",
+			    cfg_name(cfg));
+	if (cfg->ssl_crl || cfg->ssl_ocsp)
+		log_warn("%s: ssl.crl and ssl.ocsp are not supported; client certificates are not checked "
+			 "for revocation", cfg_name(cfg));
+	if (cfg->ssl_auth_provider[0] && strcmp(cfg->ssl_auth_provider, "x509") != 0)
+		log_warn("%s: ssl.authProvider=%s: zkd authenticates TLS clients with the x509 scheme only",
+			 cfg_name(cfg), cfg->ssl_auth_provider);
+	return 0;
+}
+
 static int derive_session_timeouts(struct zkd_config *cfg, char *err, size_t errlen)
 {
 	cfg->min_session_timeout = cfg->min_session_timeout_given == -1
@@ -966,6 +1012,7 @@ int config_finish(struct zkd_config *cfg, char *err, size_t errlen)
 	if (!cfg->data_log_dir_given)
 		memcpy(cfg->data_log_dir, cfg->data_dir, sizeof cfg->data_log_dir);
 	if (check_ports(cfg, err, errlen) != 0 ||
+	    check_tls(cfg, err, errlen) != 0 ||
 	    derive_session_timeouts(cfg, err, errlen) != 0 ||
 	    check_servers(cfg, err, errlen) != 0 ||
 	    read_myid(cfg, err, errlen) != 0 ||

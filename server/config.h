@@ -64,6 +64,23 @@ struct zkd_config {
 	int container_check_interval_ms; /* znode.container.checkIntervalMs; default 60000 */
 	int container_max_per_minute;    /* znode.container.maxPerMinute; default 10000 */
 	char super_digest[256];     /* zookeeper.DigestAuthenticationProvider.superDigest; "" = none */
+	/* TLS on secureClientPort: ZooKeeper's ssl.* settings (also as
+	 * zookeeper.ssl.*), "" = not given; net/tls_ctx.c says what each means.
+	 * ssl.certFile, ssl.keyFile and ssl.caFile are zkd's plain-PEM
+	 * alternatives to the key and trust stores. */
+	char ssl_keystore_location[1024], ssl_keystore_type[16];
+	char ssl_keystore_password[256], ssl_keystore_password_path[1024];
+	char ssl_truststore_location[1024], ssl_truststore_type[16];
+	char ssl_truststore_password[256], ssl_truststore_password_path[1024];
+	char ssl_cert_file[1024], ssl_key_file[1024], ssl_ca_file[1024];
+	char ssl_client_auth[16];   /* none, want, need (any case); "" = need, as ZooKeeper */
+	char ssl_protocol[32];      /* one protocol, e.g. TLSv1.2; "" = TLSv1.2 and TLSv1.3 */
+	char ssl_enabled_protocols[128]; /* "TLSv1.2,TLSv1.3"; wins over ssl.protocol */
+	char ssl_ciphersuites[4096];/* IANA names, comma separated; "" = ZooKeeper's default */
+	char ssl_auth_provider[128];/* ssl.authProvider: the scheme of TLS clients; only x509 */
+	bool ssl_crl, ssl_ocsp;     /* not supported: warned about when true */
+	/* X509AuthenticationProvider.superUser: this subject DN is also "super" */
+	char x509_super_user[256];
 	bool local_session_enabled;
 	bool quorum_listen_on_all_ips;  /* quorumListenOnAllIPs; default false */
 	char peer_type[32];         /* peerType: "participant" (default) or "observer" */

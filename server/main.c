@@ -11,7 +11,9 @@
  * Start order: tree and sessions, then the pipeline (Final first, so every
  * stage has somewhere to send), the session tracker, and last the network,
  * so no client can reach a half-built server. Signals are blocked in every
- * thread and taken by this one with sigwait.
+ * thread and taken by this one with sigwait: SIGINT and SIGTERM stop the
+ * server; SIGHUP reloads the TLS key, certificates and CAs from their files
+ * (new TLS connections get them; sessions and connections stay).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -19,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -118,6 +121,30 @@ static void limits_from_config(const struct zkd_config *cfg, struct zk_limits *l
 	l->myid = cfg->n_servers > 1 ? cfg->myid : 1;
 	l->extended_types = cfg->extended_types_enabled;
 	snprintf(l->super_digest, sizeof l->super_digest, "%s", cfg->super_digest);
+	snprintf(l->x509_super_user, sizeof l->x509_super_user, "%s", cfg->x509_super_user);
+}
+
+/* zoo.cfg's ssl.* settings as net/ takes them (pointers into cfg). */
+static void tls_from_config(const struct zkd_config *cfg, struct net_tls_config *t)
+{
+	memset(t, 0, sizeof *t);
+	t->key_store = cfg->ssl_keystore_location;
+	t->key_store_type = cfg->ssl_keystore_type;
+	t->key_store_password = cfg->ssl_keystore_password;
+	t->key_store_password_path = cfg->ssl_keystore_password_path;
+	t->cert_file = cfg->ssl_cert_file;
+	t->key_file = cfg->ssl_key_file;
+	t->trust_store = cfg->ssl_truststore_location;
+	t->trust_store_type = cfg->ssl_truststore_type;
+	t->trust_store_password = cfg->ssl_truststore_password;
+	t->trust_store_password_path = cfg->ssl_truststore_password_path;
+	t->ca_file = cfg->ssl_ca_file;
+	/* checked by config_finish: "", none, want or need */
+	t->client_auth = !strcasecmp(cfg->ssl_client_auth, "none") ? NET_TLS_AUTH_NONE :
+			 !strcasecmp(cfg->ssl_client_auth, "want") ? NET_TLS_AUTH_WANT : NET_TLS_AUTH_NEED;
+	t->protocol = cfg->ssl_protocol;
+	t->enabled_protocols = cfg->ssl_enabled_protocols;
+	t->ciphersuites = cfg->ssl_ciphersuites;
 }
 
 static void storage_from_config(const struct zkd_config *cfg, struct zk_storage *s)
@@ -278,9 +305,14 @@ static int start(struct zkd_server *srv)
 	processors_net_callbacks(st, &cb);
 	cb.on_4lw = on_4lw;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	struct net_tls_config tls;
+	tls_from_config(cfg, &tls);
 	struct net_config nc = {
 		.bind_addr = cfg->client_port_address,
-		.port = cfg->client_port,
+		.port = cfg->client_port ? cfg->client_port : -1,  /* TLS only without one */
+		.secure_bind_addr = cfg->secure_client_port_address,
+		.secure_port = cfg->secure_client_port,
+		.tls = cfg->secure_client_port ? &tls : NULL,
 		.n_threads = ncpu > 0 ? (int)ncpu : 1,
 		.max_frame = (uint32_t)cfg->jute_maxbuffer,
 		.max_cnxns_per_ip = cfg->max_client_cnxns,
@@ -289,10 +321,17 @@ static int start(struct zkd_server *srv)
 		log_error("cannot serve clients: %s", err);
 		return -1;
 	}
-	log_info("zkd %s serving %s:%d (%s), dataDir %s, tickTime %d, session timeouts %d..%d ms",
-		 ZKD_VERSION, cfg->client_port_address[0] ? cfg->client_port_address : "0.0.0.0",
-		 net_bound_port(), ensemble ? "ensemble member" : "standalone", cfg->data_dir, cfg->tick_time, cfg->min_session_timeout,
-		 cfg->max_session_timeout);
+	char where[600] = "";
+	if (net_bound_port() >= 0)
+		snprintf(where, sizeof where, "%s:%d", cfg->client_port_address[0] ? cfg->client_port_address : "0.0.0.0",
+			 net_bound_port());
+	if (net_bound_secure_port() >= 0)
+		snprintf(where + strlen(where), sizeof where - strlen(where), "%sTLS on %s:%d", where[0] ? " and " : "",
+			 cfg->secure_client_port_address[0] ? cfg->secure_client_port_address : "0.0.0.0",
+			 net_bound_secure_port());
+	log_info("zkd %s serving %s (%s), dataDir %s, tickTime %d, session timeouts %d..%d ms",
+		 ZKD_VERSION, where, ensemble ? "ensemble member" : "standalone", cfg->data_dir, cfg->tick_time,
+		 cfg->min_session_timeout, cfg->max_session_timeout);
 	return 0;
 }
 
@@ -323,6 +362,7 @@ int main(int argc, char **argv)
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);   /* inherited by every thread */
 	signal(SIGPIPE, SIG_IGN);
 
@@ -332,7 +372,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	int sig = 0;
-	sigwait(&set, &sig);
+	while (sigwait(&set, &sig) == 0 && sig == SIGHUP) {
+		char err[512];
+		if (!server.cfg.secure_client_port)
+			log_info("SIGHUP: no secureClientPort, nothing to reload");
+		else if (net_tls_reload(err, sizeof err) != 0)
+			log_error("SIGHUP: TLS certificates not reloaded, the old ones stay in use: %s", err);
+	}
 	log_info("signal %d: shutting down", sig);
 	stop(&server);
 	rcu_unregister_thread();

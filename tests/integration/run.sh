@@ -332,6 +332,7 @@ if [[ -n "${ZKD_PID:-}" ]]; then
   ENSEMBLE_KINDS="${ENSEMBLE_KINDS:-zkd,zkd,zkd;zkd,zkd,zk;zkd,zk,zk}" pytest_suite ensemble test_ensemble.py
   pytest_suite chaos test_chaos.py           # seeded kill/restart sequences (CHAOS_SEED, CHAOS_STEPS)
   pytest_suite readonly test_readonly.py
+  pytest_suite tls test_tls.py               # secureClientPort: kazoo and zkCli.sh over TLS, x509 ids
   pytest_suite partition test_partition.py   # network namespaces (skipped without root)
   # fast leader election against real ZooKeeper servers, wire format only
   say "=== FLE interop (shell)"

@@ -609,6 +609,37 @@ static int serve_multi_read(struct client *cl, struct jute_reader *r, struct jut
 }
 
 /* Encodes the reply to a read; returns the error code for the header. */
+/* getACL as ZooKeeper 3.8 answers it: whoever may neither READ nor ADMIN
+ * the node sees digest ids as user:x, never the password hash. */
+static void write_acl_for(struct client *cl, const struct znode_ver *v, struct jute_writer *w)
+{
+	const uint8_t *acl = v->acl->bytes;
+	size_t len = (size_t)v->acl->len;
+	if (acl_allows(acl, len, ZPERM_READ | ZPERM_ADMIN, &cl->ids)) {
+		jute_write_raw(w, acl, len);
+		return;
+	}
+	struct jute_reader r;
+	jute_reader_init(&r, acl, len, len);
+	struct rec_acl_vec vec;
+	if (rec_read_acl_vector(&r, &vec) != 0 || vec.count < 0) {
+		jute_write_raw(w, acl, len);
+		return;
+	}
+	jute_write_int(w, vec.count);
+	size_t pos = 0;
+	struct rec_acl a;
+	char scheme[64], id[512];
+	while (rec_acl_next(&vec, &pos, &a)) {
+		snprintf(scheme, sizeof scheme, "%.*s", a.scheme.len > 0 ? a.scheme.len : 0, (const char *)a.scheme.data);
+		snprintf(id, sizeof id, "%.*s", a.id.len > 0 ? a.id.len : 0, (const char *)a.id.data);
+		char *colon = strchr(id, ':');
+		if (!strcmp(scheme, "digest") && colon && (size_t)(colon - id) + 3 <= sizeof id)
+			strcpy(colon + 1, "x");
+		rec_write_acl(w, a.perms, scheme, id);
+	}
+}
+
 static int serve_read(struct client *cl, int32_t type, struct jute_reader *r, struct jute_writer *w)
 {
 	const struct znode_ver *v;
@@ -669,7 +700,7 @@ static int serve_read(struct client *cl, int32_t type, struct jute_reader *r, st
 			return ZMARSHALLINGERROR;
 		if ((rc = find_node(cl, req.path, 0, &v)) != ZOK)
 			return rc;
-		jute_write_raw(w, v->acl->bytes, (size_t)v->acl->len);
+		write_acl_for(cl, v, w);
 		tree_client_stat(v, &stat);
 		rec_write_stat(w, &stat);
 		return ZOK;

@@ -197,3 +197,27 @@ def test_mntr_counts_group_commits_and_their_txns(server):
         assert int(after["zk_max_sync_processor_batch_size"]) >= 1
         reps = zkraw.pipeline(c, [zkraw.delete("/gc-%d" % i) for i in range(200)])
         assert all(r.err == 0 for r in reps)
+
+
+def test_getacl_masks_digest_ids_for_who_may_neither_read_nor_admin(server):
+    """Regression: zkd answered getACL with the stored digest hashes to anyone.
+    ZooKeeper 3.8 shows a digest id as user:x unless the caller may READ or
+    ADMIN the node."""
+    from kazoo.client import KazooClient
+    from kazoo.security import ACL, Id
+    hashed = digest("alice:pw")
+    alice = KazooClient(hosts=server, auth_data=[("digest", "alice:pw")])
+    other = KazooClient(hosts=server)
+    alice.start(timeout=10)
+    other.start(timeout=10)
+    try:
+        alice.create("/acl-masked", b"", acl=[ACL(PERM_ALL, Id("digest", hashed))])
+        mine, _ = alice.get_acls("/acl-masked")
+        theirs, _ = other.get_acls("/acl-masked")
+        assert [a.id.id for a in mine] == [hashed]
+        assert [a.id.id for a in theirs] == ["alice:x"]
+        assert [a.perms for a in theirs] == [PERM_ALL]
+        alice.delete("/acl-masked")
+    finally:
+        alice.stop()
+        other.stop()

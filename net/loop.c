@@ -126,7 +126,10 @@ struct net_conn {
 	bool ip_counted;            /* holds a slot in the per-IP counts */
 	bool out_blocked;           /* a write hit EAGAIN: waiting for write_wants */
 	bool on_flush, on_ready;    /* linked on io->flush / io->ready */
-	bool on_hs;                 /* linked on io->hs_head (handshaking) */
+	/* The two bounded waits of a new connection, each a list of its own
+	 * (struct dlist): the TLS handshake, then the ZooKeeper session
+	 * handshake (until net_conn_established). */
+	struct dlink { struct net_conn *prev, *next; int64_t deadline_ms; bool on; } wait[2];
 	unsigned read_wants;        /* CONN_WANT_* a blocked read waits for */
 	unsigned write_wants;       /* CONN_WANT_* a blocked write waits for */
 	uint32_t events;            /* epoll interest currently registered */
@@ -136,8 +139,6 @@ struct net_conn {
 	struct jute_writer out;     /* queued output; out.buf[0, out_off) already sent */
 	size_t out_off;
 	struct net_conn *flush_next, *ready_next;
-	struct net_conn *hs_prev, *hs_next;
-	int64_t hs_deadline_ms;     /* the handshake must be done by then */
 	char ip[INET6_ADDRSTRLEN];
 	char peer[INET6_ADDRSTRLEN + 8];
 };
@@ -163,7 +164,9 @@ struct io_thread {
 	uint32_t next_gen;
 	struct net_conn *flush;     /* connections with output or a close to finish */
 	struct net_conn *ready;     /* connections with buffered input to parse */
-	struct net_conn *hs_head, *hs_tail; /* handshaking, oldest (first deadline) first */
+	/* per wait kind: its connections, oldest (so first deadline) first,
+	 * since every connection of a kind waits equally long */
+	struct dlist { struct net_conn *head, *tail; } waits[2];
 	int64_t accept_resume_ms;   /* listeners paused until then (0 = armed) */
 	uint8_t *scratch;
 };
@@ -193,6 +196,7 @@ static struct {
 	int n_threads;
 	int port, secure_port;      /* bound ports; -1 = not served */
 	int hs_timeout_ms;
+	int sessionless_ms;         /* a connection without a session is closed after this */
 	struct io_thread *threads;
 } net;
 
@@ -233,8 +237,10 @@ static int wait_events(struct io_thread *io, struct epoll_event *evs, int timeou
 static void handle_event(struct io_thread *io, const struct epoll_event *ev);
 static void accept_some(struct io_thread *io, int slot);
 static void admit(struct io_thread *io, int fd, const struct sockaddr_storage *ss, int slot);
-static void expire_handshakes(struct io_thread *io);
-static void hs_unlink(struct net_conn *c);
+enum { WAIT_TLS, WAIT_SESSION };
+static void expire_waits(struct io_thread *io);
+static void wait_append(struct net_conn *c, int kind, int timeout_ms);
+static void wait_unlink(struct net_conn *c, int kind);
 static void do_handshake(struct net_conn *c);
 static void open_conn(struct net_conn *c);
 static void read_some(struct net_conn *c);
@@ -284,6 +290,7 @@ int net_start(const struct net_config *cfg, const struct net_callbacks *cb, char
 	net.max_per_ip = cfg->max_cnxns_per_ip > 0 ? cfg->max_cnxns_per_ip : 0;
 	net.n_threads = cfg->n_threads;
 	net.port = net.secure_port = -1;
+	net.sessionless_ms = cfg->sessionless_timeout_ms;
 	net.hs_timeout_ms = cfg->tls && cfg->tls->handshake_timeout_ms > 0 ? cfg->tls->handshake_timeout_ms
 									   : HS_TIMEOUT_MS;
 	if (cfg->port < 0 && !cfg->tls) {
@@ -502,8 +509,8 @@ static void loop_once(struct io_thread *io)
 
 	for (int i = 0; i < n; i++)
 		handle_event(io, &evs[i]);
-	if (io->hs_head)
-		expire_handshakes(io);
+	if (io->waits[WAIT_TLS].head || io->waits[WAIT_SESSION].head)
+		expire_waits(io);
 	drain_inbox(io);
 	run_ready(io);
 	if (net.cb.on_idle)
@@ -527,7 +534,7 @@ static int wait_timeout(struct io_thread *io)
 {
 	if (io->ready)
 		return 0;
-	if (io->accept_resume_ms == 0 && !io->hs_head)
+	if (io->accept_resume_ms == 0 && !io->waits[WAIT_TLS].head && !io->waits[WAIT_SESSION].head)
 		return -1;
 	int64_t now = now_ms(), left = INT32_MAX;
 	if (io->accept_resume_ms != 0) {
@@ -538,10 +545,12 @@ static int wait_timeout(struct io_thread *io)
 			return 0;
 		}
 	}
-	if (io->hs_head) {
-		int64_t hs = io->hs_head->hs_deadline_ms - now;
-		if (hs < left)
-			left = hs > 0 ? hs : 0;
+	for (int k = 0; k < 2; k++) {
+		if (!io->waits[k].head)
+			continue;
+		int64_t d = io->waits[k].head->wait[k].deadline_ms - now;
+		if (d < left)
+			left = d > 0 ? d : 0;
 	}
 	return (int)left;
 }
@@ -737,50 +746,69 @@ static void admit(struct io_thread *io, int fd, const struct sockaddr_storage *s
 	STAT_ADD(io, accepted, 1);
 	log_debug("%s: accepted (%s)", peer, type->name);
 	if (c->sock.type->handshake) {
-		/* onto the handshake list, whose order is deadline order */
-		c->hs_deadline_ms = now_ms() + net.hs_timeout_ms;
-		c->on_hs = true;
-		c->hs_prev = io->hs_tail;
-		if (io->hs_tail)
-			io->hs_tail->hs_next = c;
-		else
-			io->hs_head = c;
-		io->hs_tail = c;
+		wait_append(c, WAIT_TLS, net.hs_timeout_ms);
 		do_handshake(c);
 	} else {
 		open_conn(c);
 	}
 }
 
-static void hs_unlink(struct net_conn *c)
+/* Onto the tail of a wait list: every connection of a kind waits equally
+ * long, so the list stays in deadline order. */
+static void wait_append(struct net_conn *c, int kind, int timeout_ms)
 {
-	struct io_thread *io = c->io;
-	if (!c->on_hs)
-		return;
-	if (c->hs_prev)
-		c->hs_prev->hs_next = c->hs_next;
+	struct dlist *l = &c->io->waits[kind];
+	struct dlink *k = &c->wait[kind];
+	k->deadline_ms = now_ms() + timeout_ms;
+	k->on = true;
+	k->prev = l->tail;
+	k->next = NULL;
+	if (l->tail)
+		l->tail->wait[kind].next = c;
 	else
-		io->hs_head = c->hs_next;
-	if (c->hs_next)
-		c->hs_next->hs_prev = c->hs_prev;
-	else
-		io->hs_tail = c->hs_prev;
-	c->hs_prev = c->hs_next = NULL;
-	c->on_hs = false;
+		l->head = c;
+	l->tail = c;
 }
 
-/* Closes every connection whose handshake outlived the bound. */
-static void expire_handshakes(struct io_thread *io)
+static void wait_unlink(struct net_conn *c, int kind)
+{
+	struct dlist *l = &c->io->waits[kind];
+	struct dlink *k = &c->wait[kind];
+	if (!k->on)
+		return;
+	if (k->prev)
+		k->prev->wait[kind].next = k->next;
+	else
+		l->head = k->next;
+	if (k->next)
+		k->next->wait[kind].prev = k->prev;
+	else
+		l->tail = k->prev;
+	k->prev = k->next = NULL;
+	k->on = false;
+}
+
+/* Closes every connection whose TLS handshake, or whose ZooKeeper session
+ * handshake, outlived its bound (ZooKeeper closes a sessionless connection
+ * after zookeeper.nio.sessionlessCnxnTimeout, 10 s). */
+static void expire_waits(struct io_thread *io)
 {
 	int64_t now = now_ms();
-	while (io->hs_head && io->hs_head->hs_deadline_ms <= now) {
-		struct net_conn *c = io->hs_head;
-		hs_unlink(c);
+	struct dlist *tls = &io->waits[WAIT_TLS], *ses = &io->waits[WAIT_SESSION];
+	while (tls->head && tls->head->wait[WAIT_TLS].deadline_ms <= now) {
+		struct net_conn *c = tls->head;
+		wait_unlink(c, WAIT_TLS);
 		if (c->state != ST_HANDSHAKE)
 			continue;
 		log_info("%s: TLS handshake not finished within %d ms, closing", c->peer, net.hs_timeout_ms);
 		c->state = ST_DEAD;
 		want_flush(c);
+	}
+	while (ses->head && ses->head->wait[WAIT_SESSION].deadline_ms <= now) {
+		struct net_conn *c = ses->head;
+		wait_unlink(c, WAIT_SESSION);
+		if (c->state == ST_OPEN)
+			begin_close(c, LOG_INFO, "no session (ConnectRequest) within the sessionless timeout");
 	}
 }
 
@@ -791,7 +819,7 @@ static void do_handshake(struct net_conn *c)
 		update_interest(c);
 		return;
 	}
-	hs_unlink(c);
+	wait_unlink(c, WAIT_TLS);
 	if (r == CONN_HS_ERROR) {
 		conn_fail(c, "handshake failed", errno ? errno : EPROTO);
 		return;
@@ -801,7 +829,9 @@ static void do_handshake(struct net_conn *c)
 
 static void open_conn(struct net_conn *c)
 {
-	hs_unlink(c);
+	wait_unlink(c, WAIT_TLS);
+	if (net.sessionless_ms > 0)
+		wait_append(c, WAIT_SESSION, net.sessionless_ms);
 	c->state = ST_OPEN;
 	c->opened = true;
 	update_interest(c);
@@ -1131,7 +1161,8 @@ static void finalize(struct net_conn *c)
 		unlink_from(&io->ready, c, true);
 	if (c->on_flush)
 		unlink_from(&io->flush, c, false);
-	hs_unlink(c);
+	wait_unlink(c, WAIT_TLS);
+	wait_unlink(c, WAIT_SESSION);
 	c->on_ready = c->on_flush = false;
 	c->state = ST_FINAL;
 	if (c->opened && net.cb.on_close)
@@ -1461,4 +1492,9 @@ struct net_conn *net_conn_lookup(net_addr a)
 	if (!self || (int)(a >> 56) != self->index)
 		return NULL;
 	return conn_by_addr(self, a);
+}
+
+void net_conn_established(struct net_conn *c)
+{
+	wait_unlink(c, WAIT_SESSION);
 }

@@ -101,6 +101,9 @@ struct net_tls_config {
 	 * TLSv1.2 and OpenSSL's TLSv1.3 suites. */
 	const char *ciphersuites;
 	int handshake_timeout_ms;           /* <= 0: 10000 (Netty's SslHandler default) */
+	/* How messages name the settings: NULL = "ssl" (ssl.keyStore.location);
+	 * the quorum's are "ssl.quorum". */
+	const char *key_prefix;
 };
 
 struct net_config {
@@ -114,6 +117,10 @@ struct net_config {
 	uint32_t max_frame;         /* jute.maxbuffer: a larger frame closes the connection */
 	int max_cnxns_per_ip;       /* 0 = unlimited */
 	int listen_backlog;         /* <= 0 = 1024 */
+	/* A connection that has not completed its session handshake (see
+	 * net_conn_established) this long after it opened is closed, as
+	 * ZooKeeper's zookeeper.nio.sessionlessCnxnTimeout; 0 = never. */
+	int sessionless_timeout_ms;
 };
 
 /* Binds, listens and starts the I/O threads. Returns 0, or -1 with a
@@ -132,10 +139,43 @@ int net_bound_secure_port(void);
  * Any thread but an I/O thread. 0 on success (or when TLS is off). */
 int net_tls_reload(char *err, size_t errlen);
 
+/* ---- TLS between servers (sslQuorum: quorum and election connections) ----
+ * election/ drives the OpenSSL objects itself (on its own sockets); net/
+ * only makes them, from the ssl.quorum.* settings (cfg->key_prefix
+ * "ssl.quorum"), so that both kinds of TLS read settings the same way. */
+struct ssl_ctx_st;      /* OpenSSL's SSL_CTX */
+struct ssl_st;          /* OpenSSL's SSL */
+/* A context that both accepts and connects, with this server's key and
+ * certificate, the trust store the other server's certificate must chain
+ * to, and cfg->client_auth for the accepting side (ZooKeeper's quorum TLS:
+ * need). NULL with a message naming the setting or file at fault. Free it
+ * with SSL_CTX_free. */
+struct ssl_ctx_st *net_tls_peer_ctx(const struct net_tls_config *cfg, char *err, size_t errlen);
+/* A non-blocking TLS session over the connected socket fd (made
+ * non-blocking here): the connecting side (client true) always verifies the
+ * other's certificate; the accepting side as the context says. NULL if out
+ * of memory. */
+struct ssl_st *net_tls_peer_new(struct ssl_ctx_st *ctx, int fd, bool client);
+/* After the handshake: hostname verification as ZooKeeper's ZKTrustManager
+ * does it for quorum TLS. The other side's certificate (if it sent one) must
+ * name the IP address the socket is connected to (subjectAltName IP) or one
+ * of `names` (DNS names, wildcards as RFC 6125: what we dialed, or the
+ * server.N names that resolve to that address, which stands in for Java's
+ * reverse lookup). 0, or -1 with the reason in why. */
+int net_tls_peer_check(struct ssl_st *ssl, const char *const *names, int n_names, char *why, size_t whylen);
+/* Why a TLS call on ssl failed, for logs ("certificate verify failed:
+ * unable to get local issuer certificate"; "" if OpenSSL says nothing):
+ * the newest error of this thread (all are cleared) and the certificate
+ * check's verdict. Returns buf. */
+const char *net_tls_error(struct ssl_st *ssl, char *buf, size_t cap);
+
 /* Any thread: queue m for the I/O thread that owns `to` (m->to is set). */
 void net_post(net_addr to, struct net_msg *m);
 
 /* Owner thread only: */
+/* The connection has a session now: it is no longer closed by the
+ * sessionless timeout. */
+void net_conn_established(struct net_conn *c);
 /* The live connection at address a, if it belongs to the calling I/O thread. */
 struct net_conn *net_conn_lookup(net_addr a);
 net_addr net_conn_addr(const struct net_conn *c);

@@ -295,6 +295,7 @@ static void finish_reconnect(struct client *cl, bool valid, const char *why)
 	log_info("session 0x%" PRIx64 ": resumed from %s, timeout %d ms", (uint64_t)cl->session_id,
 		 cl->peer, cl->timeout_ms);
 	cl->state = CL_READY;
+	net_conn_established(cl->conn);
 }
 
 /* Resumes a session on this connection (id + password). A learner asks
@@ -359,6 +360,7 @@ static int connect_read_only(struct client *cl, const struct rec_connect_req *re
 	log_info("session 0x%" PRIx64 ": read-only for %s (no quorum), timeout %d ms", (uint64_t)cl->session_id,
 		 cl->peer, timeout);
 	cl->state = CL_READY;
+	net_conn_established(cl->conn);
 	return 0;
 }
 
@@ -1294,6 +1296,7 @@ static void on_msg(void *ctx, struct net_conn *c, struct net_msg *m)
 	}
 	if (r->type == ZOP_CREATESESSION && cl->state == CL_CONNECTING) {
 		cl->state = CL_READY;
+		net_conn_established(c);
 		log_info("session 0x%" PRIx64 ": established for %s", (uint64_t)cl->session_id, cl->peer);
 	}
 	bool close_after = r->close_after;

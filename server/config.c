@@ -94,10 +94,12 @@ void config_defaults(struct zkd_config *cfg)
 	cfg->force_sync = true;
 	cfg->pre_alloc_size_kb = 65536;
 	cfg->standalone_enabled = true;
+	cfg->ssl_q_hostname_verification = true;
 	snprintf(cfg->peer_type, sizeof cfg->peer_type, "participant");
 	cfg->election_port_bind_retry = 3;
 	cfg->fle_min_notification_interval = 30;
 	cfg->fle_max_notification_interval = 60000;
+	cfg->sessionless_cnxn_timeout_ms = 10000;
 	cfg->reconfig_enabled = false;
 	cfg->admin_enable_server = true;
 	cfg->admin_server_port = 8080;
@@ -383,6 +385,8 @@ static const struct key_spec key_specs[] = {
 	SYS_INT_KEY("fle.minNotificationInterval", fle_min_notification_interval, 1, INT_MAX),
 	SYS_INT_KEY("fle.maxNotificationInterval", fle_max_notification_interval, 1, INT_MAX),
 	SYS_BOOL_KEY("readonlymode.enabled", readonly_mode_enabled),
+	/* a connection that never completes its session handshake is closed */
+	SYS_INT_KEY("nio.sessionlessCnxnTimeout", sessionless_cnxn_timeout_ms, 0, INT_MAX),
 	SYS_STR_KEY("4lw.commands.whitelist", fourlw_whitelist),
 	{ "jute.maxbuffer", V_SIZE, FIELD(jute_maxbuffer), 1, INT32_MAX, false, true },
 	SYS_INT_KEY("globalOutstandingLimit", global_outstanding_limit, 0, INT_MAX),
@@ -422,6 +426,26 @@ static const struct key_spec key_specs[] = {
 	SYS_BOOL_KEY("ssl.crl", ssl_crl),
 	SYS_BOOL_KEY("ssl.ocsp", ssl_ocsp),
 	SYS_STR_KEY("X509AuthenticationProvider.superUser", x509_super_user),
+	/* quorum TLS (QuorumPeerConfig; QuorumX509Util's zookeeper.ssl.quorum.*) */
+	BOOL_KEY("sslQuorum", ssl_quorum),
+	BOOL_KEY("portUnification", port_unification),
+	BOOL_KEY("sslQuorumReloadCertFiles", ssl_quorum_reload_cert_files),
+	SYS_STR_KEY("ssl.quorum.keyStore.location", ssl_q_keystore_location),
+	SYS_STR_KEY("ssl.quorum.keyStore.type", ssl_q_keystore_type),
+	SYS_STR_KEY("ssl.quorum.keyStore.password", ssl_q_keystore_password),
+	SYS_STR_KEY("ssl.quorum.keyStore.passwordPath", ssl_q_keystore_password_path),
+	SYS_STR_KEY("ssl.quorum.trustStore.location", ssl_q_truststore_location),
+	SYS_STR_KEY("ssl.quorum.trustStore.type", ssl_q_truststore_type),
+	SYS_STR_KEY("ssl.quorum.trustStore.password", ssl_q_truststore_password),
+	SYS_STR_KEY("ssl.quorum.trustStore.passwordPath", ssl_q_truststore_password_path),
+	SYS_STR_KEY("ssl.quorum.certFile", ssl_q_cert_file),
+	SYS_STR_KEY("ssl.quorum.keyFile", ssl_q_key_file),
+	SYS_STR_KEY("ssl.quorum.caFile", ssl_q_ca_file),
+	SYS_STR_KEY("ssl.quorum.clientAuth", ssl_q_client_auth),
+	SYS_STR_KEY("ssl.quorum.protocol", ssl_q_protocol),
+	SYS_STR_KEY("ssl.quorum.enabledProtocols", ssl_q_enabled_protocols),
+	SYS_STR_KEY("ssl.quorum.ciphersuites", ssl_q_ciphersuites),
+	SYS_BOOL_KEY("ssl.quorum.hostnameVerification", ssl_q_hostname_verification),
 };
 
 /* Keys ZooKeeper 3.8 knows that zkd accepts without acting on them (yet).
@@ -432,7 +456,7 @@ static const char *const quiet_keys[] = {
 	/* QuorumPeerConfig.parseProperties */
 	"localSessionsUpgradingEnabled", "observerMasterPort", "connectToLearnerMasterLimit",
 	"electionAlg", "syncEnabled", "dynamicConfigFile",
-	"sslQuorum", "portUnification", "sslQuorumReloadCertFiles", "quorum.auth.*",
+	"quorum.auth.*",
 	"quorum.cnxn.threads.size", "jvm.pause.*", "metricsProvider.*", "multiAddress.*",
 	"oraclePath", "version", "group.*", "weight.*",
 	/* system properties, which ZooKeeper takes from zoo.cfg as zookeeper.<key> */
@@ -993,6 +1017,36 @@ static int check_tls(const struct zkd_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/* sslQuorum and the ssl.quorum.* settings: the files are read when the
+ * quorum starts. */
+static int check_quorum_tls(const struct zkd_config *cfg, char *err, size_t errlen)
+{
+	if (!cfg->ssl_quorum)
+		return 0;
+	const char *ca = cfg->ssl_q_client_auth;
+	if (ca[0] && strcasecmp(ca, "none") != 0 && strcasecmp(ca, "want") != 0 && strcasecmp(ca, "need") != 0)
+		return fail(err, errlen, "%s: ssl.quorum.clientAuth: '%s' must be none, want or need", cfg_name(cfg), ca);
+	if (cfg->ssl_q_keystore_location[0] && cfg->ssl_q_cert_file[0])
+		return fail(err, errlen, "%s: both ssl.quorum.keyStore.location and ssl.quorum.certFile are set; "
+			    "give one", cfg_name(cfg));
+	if (cfg->ssl_q_truststore_location[0] && cfg->ssl_q_ca_file[0])
+		return fail(err, errlen, "%s: both ssl.quorum.trustStore.location and ssl.quorum.caFile are set; "
+			    "give one", cfg_name(cfg));
+	if (!cfg->ssl_q_keystore_location[0] && !cfg->ssl_q_cert_file[0])
+		return fail(err, errlen, "%s: sslQuorum=true needs ssl.quorum.keyStore.location (or "
+			    "ssl.quorum.certFile and ssl.quorum.keyFile)", cfg_name(cfg));
+	if (cfg->port_unification)
+		return fail(err, errlen, "%s: portUnification=true (plain and TLS on one quorum port) is not "
+			    "supported by zkd; upgrade an ensemble to sslQuorum all at once", cfg_name(cfg));
+	if (cfg->ssl_quorum_reload_cert_files)
+		log_warn("%s: sslQuorumReloadCertFiles: zkd does not watch the quorum certificates; restart a "
+			 "member to use new ones", cfg_name(cfg));
+	if (!cfg->ssl_q_hostname_verification)
+		log_warn("%s: ssl.quorum.hostnameVerification=false: any certificate the trust store vouches "
+			 "for is accepted from any address", cfg_name(cfg));
+	return 0;
+}
+
 static int derive_session_timeouts(struct zkd_config *cfg, char *err, size_t errlen)
 {
 	cfg->min_session_timeout = cfg->min_session_timeout_given == -1
@@ -1012,7 +1066,7 @@ int config_finish(struct zkd_config *cfg, char *err, size_t errlen)
 	if (!cfg->data_log_dir_given)
 		memcpy(cfg->data_log_dir, cfg->data_dir, sizeof cfg->data_log_dir);
 	if (check_ports(cfg, err, errlen) != 0 ||
-	    check_tls(cfg, err, errlen) != 0 ||
+	    check_tls(cfg, err, errlen) != 0 || check_quorum_tls(cfg, err, errlen) != 0 ||
 	    derive_session_timeouts(cfg, err, errlen) != 0 ||
 	    check_servers(cfg, err, errlen) != 0 ||
 	    read_myid(cfg, err, errlen) != 0 ||

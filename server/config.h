@@ -79,6 +79,22 @@ struct zkd_config {
 	char ssl_ciphersuites[4096];/* IANA names, comma separated; "" = ZooKeeper's default */
 	char ssl_auth_provider[128];/* ssl.authProvider: the scheme of TLS clients; only x509 */
 	bool ssl_crl, ssl_ocsp;     /* not supported: warned about when true */
+	/* Quorum TLS: sslQuorum and ZooKeeper's ssl.quorum.* settings (also as
+	 * zookeeper.ssl.quorum.*), meaning what the ssl.* ones mean but for the
+	 * quorum and election connections (election.h). */
+	bool ssl_quorum;            /* sslQuorum; default false */
+	bool port_unification;      /* portUnification: not supported, refused with sslQuorum */
+	bool ssl_quorum_reload_cert_files; /* sslQuorumReloadCertFiles: warned about, see README */
+	char ssl_q_keystore_location[1024], ssl_q_keystore_type[16];
+	char ssl_q_keystore_password[256], ssl_q_keystore_password_path[1024];
+	char ssl_q_truststore_location[1024], ssl_q_truststore_type[16];
+	char ssl_q_truststore_password[256], ssl_q_truststore_password_path[1024];
+	char ssl_q_cert_file[1024], ssl_q_key_file[1024], ssl_q_ca_file[1024];
+	char ssl_q_client_auth[16];
+	char ssl_q_protocol[32];
+	char ssl_q_enabled_protocols[128];
+	char ssl_q_ciphersuites[4096];
+	bool ssl_q_hostname_verification; /* ssl.quorum.hostnameVerification; default true */
 	/* X509AuthenticationProvider.superUser: this subject DN is also "super" */
 	char x509_super_user[256];
 	bool local_session_enabled;
@@ -91,6 +107,7 @@ struct zkd_config {
 	int fle_min_notification_interval;
 	int fle_max_notification_interval; /* default 60000, as ZooKeeper */
 	bool readonly_mode_enabled;  /* readonlymode.enabled; default false */
+	int sessionless_cnxn_timeout_ms; /* nio.sessionlessCnxnTimeout; default 10000 */
 	int64_t myid;               /* from dataDir/myid when servers are listed; 0 otherwise */
 	int n_servers;
 	struct zkd_cfg_server servers[ZKD_CFG_MAX_SERVERS];

@@ -239,6 +239,26 @@ static void quorum_from_config(const struct zkd_config *cfg, struct quorum_confi
 	q->finalize_wait_ms = cfg->fle_min_notification_interval;
 	q->max_notification_interval_ms = cfg->fle_max_notification_interval;
 	q->read_only_enabled = cfg->readonly_mode_enabled;
+	q->ssl_quorum = cfg->ssl_quorum;
+	q->ssl_hostname_verification = cfg->ssl_q_hostname_verification;
+	struct net_tls_config *t = &q->tls;   /* pointers into cfg, which lives as long as zkd */
+	t->key_prefix = "ssl.quorum";
+	t->key_store = cfg->ssl_q_keystore_location;
+	t->key_store_type = cfg->ssl_q_keystore_type;
+	t->key_store_password = cfg->ssl_q_keystore_password;
+	t->key_store_password_path = cfg->ssl_q_keystore_password_path;
+	t->cert_file = cfg->ssl_q_cert_file;
+	t->key_file = cfg->ssl_q_key_file;
+	t->trust_store = cfg->ssl_q_truststore_location;
+	t->trust_store_type = cfg->ssl_q_truststore_type;
+	t->trust_store_password = cfg->ssl_q_truststore_password;
+	t->trust_store_password_path = cfg->ssl_q_truststore_password_path;
+	t->ca_file = cfg->ssl_q_ca_file;
+	t->client_auth = !strcasecmp(cfg->ssl_q_client_auth, "none") ? NET_TLS_AUTH_NONE :
+			 !strcasecmp(cfg->ssl_q_client_auth, "want") ? NET_TLS_AUTH_WANT : NET_TLS_AUTH_NEED;
+	t->protocol = cfg->ssl_q_protocol;
+	t->enabled_protocols = cfg->ssl_q_enabled_protocols;
+	t->ciphersuites = cfg->ssl_q_ciphersuites;
 }
 
 static void on_4lw(void *ctx, struct net_conn *c, const char cmd[4])
@@ -316,6 +336,7 @@ static int start(struct zkd_server *srv)
 		.n_threads = ncpu > 0 ? (int)ncpu : 1,
 		.max_frame = (uint32_t)cfg->jute_maxbuffer,
 		.max_cnxns_per_ip = cfg->max_client_cnxns,
+		.sessionless_timeout_ms = cfg->sessionless_cnxn_timeout_ms,
 	};
 	if (net_start(&nc, &cb, err, sizeof err) != 0) {
 		log_error("cannot serve clients: %s", err);

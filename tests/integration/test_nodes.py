@@ -28,6 +28,7 @@ SUPER = "super:sekret"
 CONTAINER = 4                 # CreateMode flags
 PERSISTENT_WITH_TTL = 5
 PERM_ALL = 31
+SESSIONLESS_MS = 800
 
 
 def digest(cred):
@@ -51,7 +52,8 @@ def server():
                 "maxClientCnxns=0\n4lw.commands.whitelist=*\nextendedTypesEnabled=true\n"
                 "znode.container.checkIntervalMs=%d\n"
                 "zookeeper.DigestAuthenticationProvider.superDigest=%s\n"
-                % (work, port, CHECK_MS, digest(SUPER)))
+                "zookeeper.nio.sessionlessCnxnTimeout=%d\n"
+                % (work, port, CHECK_MS, digest(SUPER), SESSIONLESS_MS))
     log = open(os.path.join(work, "zkd.log"), "w")
     proc = subprocess.Popen([ZKD, cfg], stderr=log, stdout=log)
     addr = "127.0.0.1:%d" % port
@@ -221,3 +223,33 @@ def test_getacl_masks_digest_ids_for_who_may_neither_read_nor_admin(server):
     finally:
         alice.stop()
         other.stop()
+
+
+def _closed_within(sock, seconds):
+    """True if the server closes sock (EOF or reset) within seconds."""
+    sock.settimeout(seconds)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def test_connection_without_a_session_is_closed_after_the_sessionless_timeout(server):
+    """A connection that never completes its ConnectRequest is closed
+    (ZooKeeper's zookeeper.nio.sessionlessCnxnTimeout), and a session that
+    did is left alone."""
+    host, port = server.split(":")
+    with ZKRaw(server) as healthy:
+        silent = socket.create_connection((host, int(port)))
+        half = socket.create_connection((host, int(port)))
+        half.sendall(b"\x00\x00\x00\x2c\x00\x00")   # a ConnectRequest cut short
+        t0 = time.monotonic()
+        assert _closed_within(silent, 5), "a silent connection stayed open"
+        assert time.monotonic() - t0 >= SESSIONLESS_MS / 1000 * 0.8, "closed before the timeout"
+        assert _closed_within(half, 5), "a connection with half a ConnectRequest stayed open"
+        silent.close()
+        half.close()
+        # the healthy session, opened before both, outlived them
+        assert healthy.call(zkraw.exists("/")).err == 0

@@ -59,6 +59,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #define CNX_MAX_STRANGERS 16
 #define CNX_MAX_PEERS (QUORUM_MAX_MEMBERS + CNX_MAX_STRANGERS)
 #define CNX_MAX_CONNS (2 * CNX_MAX_PEERS + 32)
@@ -74,6 +77,8 @@ enum conn_state {
 	CONN_CONNECTING,    /* outgoing, connect() in flight */
 	CONN_HELLO,         /* outgoing to a higher sid: write the handshake, then hang up */
 	CONN_HANDSHAKE,     /* incoming, reading the handshake */
+	CONN_TLS,           /* sslQuorum: the TLS handshake, before CONNECTING's or
+	                       HANDSHAKE's successor (outgoing tells which) */
 	CONN_UP,            /* carries messages to and from conn->peer */
 };
 
@@ -103,6 +108,10 @@ struct cnx_conn {
 	struct cnx_peer *peer;      /* CONNECTING, HELLO: the target; UP: the peer; HANDSHAKE: NULL */
 	int64_t deadline;           /* monotonic ms; 0 = none */
 	char remote[80];            /* "ip:port", for logs */
+	SSL *ssl;                   /* sslQuorum, else NULL */
+	short tls_ev;               /* the event the last SSL call is waiting for (0 = none) */
+	bool tls_failed;            /* a fatal TLS error: no close_notify */
+	char tls_why[200];          /* why the last SSL call failed */
 	uint8_t *in;
 	size_t in_len, in_cap;
 	uint8_t *out;
@@ -404,6 +413,10 @@ static struct cnx_conn *conn_alloc(struct cnxmgr *cm, int fd, enum conn_state st
 			c->outgoing = false;
 			c->deadline = 0;
 			c->remote[0] = '\0';
+			c->ssl = NULL;
+			c->tls_ev = 0;
+			c->tls_failed = false;
+			c->tls_why[0] = '\0';
 			c->in_len = c->out_off = c->out_len = 0;
 			return c;
 		}
@@ -433,6 +446,13 @@ static void conn_close(struct cnxmgr *cm, struct cnx_conn *c, enum log_level lvl
 	}
 	if (p && p->dialing == c)
 		p->dialing = NULL;
+	if (c->ssl) {
+		if (!c->tls_failed && SSL_is_init_finished(c->ssl))
+			SSL_shutdown(c->ssl);   /* close_notify, best effort: never waits */
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+		ERR_clear_error();
+	}
 	close(c->fd);
 	c->fd = -1;
 	c->peer = NULL;
@@ -442,6 +462,79 @@ static void conn_close(struct cnxmgr *cm, struct cnx_conn *c, enum log_level lvl
 	free(c->out);
 	c->in = c->out = NULL;
 	c->in_len = c->in_cap = c->out_off = c->out_len = c->out_cap = 0;
+}
+
+/* ---- plain or TLS I/O ----------------------------------------------------------- */
+
+/* What an SSL call's failure means as recv/send would say it: -1 with errno
+ * EAGAIN (c->tls_ev says what to wait for), 0 for the end of the stream, or
+ * -1 with EPROTO and the reason in c->tls_why. */
+static ssize_t tls_result(struct cnx_conn *c, int r)
+{
+	int saved = errno;
+	int e = SSL_get_error(c->ssl, r);
+	switch (e) {
+	case SSL_ERROR_WANT_READ:
+		c->tls_ev = POLLIN;
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_WANT_WRITE:
+		c->tls_ev = POLLOUT;
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	case SSL_ERROR_SYSCALL:
+		c->tls_failed = true;
+		ERR_clear_error();
+		if (!saved)
+			return 0;           /* closed without close_notify */
+		errno = saved;
+		return -1;
+	default:
+		c->tls_failed = true;
+		net_tls_error(c->ssl, c->tls_why, sizeof c->tls_why);
+		errno = EPROTO;
+		return -1;
+	}
+}
+
+/* recv(2) on c, through TLS if it has it. */
+static ssize_t conn_recv(struct cnx_conn *c, void *buf, size_t len, int flags)
+{
+	if (!c->ssl)
+		return recv(c->fd, buf, len, flags);
+	size_t n = 0;
+	ERR_clear_error();
+	errno = 0;
+	int r = SSL_read_ex(c->ssl, buf, len, &n);
+	if (r == 1) {
+		c->tls_ev = 0;
+		return (ssize_t)n;
+	}
+	return tls_result(c, r);
+}
+
+/* send(2) on c, through TLS if it has it. */
+static ssize_t conn_send(struct cnx_conn *c, const void *buf, size_t len)
+{
+	if (!c->ssl)
+		return send(c->fd, buf, len, MSG_NOSIGNAL);
+	size_t n = 0;
+	ERR_clear_error();
+	errno = 0;
+	int r = SSL_write_ex(c->ssl, buf, len, &n);
+	if (r == 1) {
+		c->tls_ev = 0;
+		return (ssize_t)n;
+	}
+	return tls_result(c, r);
+}
+
+/* A failed conn_recv / conn_send, for logs. */
+static const char *io_error(const struct cnx_conn *c, int err)
+{
+	return err == EPROTO && c->tls_why[0] ? c->tls_why : strerror(err);
 }
 
 static bool conn_append(struct cnx_conn *c, const uint8_t *bytes, size_t len)
@@ -487,7 +580,7 @@ static void conn_retire(struct cnxmgr *cm, struct cnx_conn *c, const char *reaso
 		size_t want = conn_wanted(c);
 		if (!reserve(&c->in, &c->in_cap, want > c->in_len + CNX_READ_ROOM ? want : c->in_len + CNX_READ_ROOM))
 			break;
-		ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
+		ssize_t n = conn_recv(c, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
 		if (n <= 0)
 			break;      /* drained, ended or failed: nothing more to save */
 		c->in_len += (size_t)n;
@@ -522,14 +615,15 @@ static bool conn_flush(struct cnxmgr *cm, struct cnx_conn *c)
 {
 	for (;;) {
 		while (c->out_off < c->out_len) {
-			ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+			ssize_t n = conn_send(c, c->out + c->out_off, c->out_len - c->out_off);
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 				return true;
-			if (n < 0) {
-				char why[128];
-				snprintf(why, sizeof why, "write failed: %s", strerror(errno));
+			if (n <= 0) {
+				char why[256];
+				snprintf(why, sizeof why, "write failed: %s", n == 0 ? "closed by the peer" :
+					 io_error(c, errno));
 				conn_close(cm, c, LOG_INFO, why);
 				return false;
 			}
@@ -587,6 +681,125 @@ static void on_connected(struct cnxmgr *cm, struct cnx_conn *c)
 	conn_flush(cm, c);
 }
 
+/* ---- TLS (sslQuorum) ---------------------------------------------------------------
+ * The handshake runs in this loop like any other I/O: CONN_TLS waits for
+ * whatever SSL_do_handshake wants (tls_ev), under the same deadline as a
+ * connect (outgoing) or a handshake (incoming). No thread of its own: the
+ * handshake is a few round trips of CPU-cheap work per connection, and the
+ * election must never wait on one peer. */
+
+static bool same_ip(const struct sockaddr *a, const struct sockaddr *b)
+{
+	const uint8_t *p[2] = { NULL, NULL };
+	size_t l[2] = { 0, 0 };
+	const struct sockaddr *sa[2] = { a, b };
+	for (int i = 0; i < 2; i++) {
+		if (sa[i]->sa_family == AF_INET) {
+			p[i] = (const uint8_t *)&((const struct sockaddr_in *)sa[i])->sin_addr;
+			l[i] = 4;
+		} else if (sa[i]->sa_family == AF_INET6) {
+			const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa[i])->sin6_addr;
+			bool mapped = IN6_IS_ADDR_V4MAPPED(a6);
+			p[i] = mapped ? &a6->s6_addr[12] : a6->s6_addr;
+			l[i] = mapped ? 4 : 16;
+		}
+	}
+	return p[0] && p[1] && l[0] == l[1] && memcmp(p[0], p[1], l[0]) == 0;
+}
+
+static void on_connected(struct cnxmgr *cm, struct cnx_conn *c);
+static void conn_read(struct cnxmgr *cm, struct cnx_conn *c);
+
+/* A TLS connection failed before it carried anything. */
+static void tls_failed(struct cnxmgr *cm, struct cnx_conn *c, const char *why)
+{
+	struct cnx_peer *p = c->outgoing ? c->peer : NULL;
+	char msg[400];
+	snprintf(msg, sizeof msg, "%s%s", why,
+		 strstr(why, "wrong version number") || strstr(why, "packet length too long") ||
+		 strstr(why, "http request") ? " (a server without sslQuorum?)" : "");
+	if (p) {
+		conn_close(cm, c, LOG_DEBUG, NULL);
+		connect_failed(cm, p, msg);
+	} else {
+		conn_close(cm, c, LOG_WARN, msg);
+	}
+}
+
+/* Advances c's TLS handshake; once done (and the certificate names the
+ * peer, with hostname verification), goes on as a plain connection would. */
+static void tls_step(struct cnxmgr *cm, struct cnx_conn *c)
+{
+	ERR_clear_error();
+	errno = 0;
+	int r = SSL_do_handshake(c->ssl);
+	if (r != 1) {
+		ssize_t v = tls_result(c, r);
+		if (v < 0 && errno == EAGAIN)
+			return;
+		char why[300];
+		snprintf(why, sizeof why, "TLS handshake failed: %s",
+			 v == 0 ? "closed by the peer" : io_error(c, errno));
+		tls_failed(cm, c, why);
+		return;
+	}
+	c->tls_ev = 0;
+	if (cm->cfg->ssl_hostname_verification) {
+		const char *names[CNX_MAX_PEERS];
+		int n = 0;
+		if (c->outgoing) {
+			names[n++] = c->peer->host;
+		} else {
+			struct sockaddr_storage ss;
+			socklen_t sl = sizeof ss;
+			if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) == 0)
+				for (int i = 0; i < CNX_MAX_PEERS; i++) {
+					struct cnx_peer *p = &cm->peers[i];
+					if (p->used && p->member && p->addrlen &&
+					    same_ip((struct sockaddr *)&p->addr, (struct sockaddr *)&ss))
+						names[n++] = p->host;
+				}
+		}
+		char why[600];
+		if (net_tls_peer_check(c->ssl, names, n, why, sizeof why) != 0) {
+			tls_failed(cm, c, why);
+			return;
+		}
+	}
+	log_debug("election: TLS with %s up (%s, %s)", c->remote, SSL_get_version(c->ssl),
+		  SSL_get_cipher_name(c->ssl));
+	if (c->outgoing) {
+		on_connected(cm, c);
+	} else {
+		c->st = CONN_HANDSHAKE;
+		c->deadline = now_ms() + cm->socket_timeout_ms;
+		conn_read(cm, c);      /* the handshake may have come with the last flight */
+	}
+}
+
+/* The TCP connection to c->peer is established: TLS first if asked. */
+static void on_tcp_connected(struct cnxmgr *cm, struct cnx_conn *c)
+{
+	if (!cm->cfg->tls_ctx) {
+		on_connected(cm, c);
+		return;
+	}
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) == 0)
+		sockaddr_text((struct sockaddr *)&ss, c->remote, sizeof c->remote);
+	c->ssl = net_tls_peer_new(cm->cfg->tls_ctx, c->fd, true);
+	if (!c->ssl) {
+		struct cnx_peer *p = c->peer;
+		conn_close(cm, c, LOG_DEBUG, NULL);
+		connect_failed(cm, p, "out of memory");
+		return;
+	}
+	c->st = CONN_TLS;
+	c->deadline = now_ms() + CNX_CONNECT_TIMEOUT_MS;
+	tls_step(cm, c);
+}
+
 /* Starts a connection to p unless one is up or under way (connectOne). */
 static void connect_one(struct cnxmgr *cm, struct cnx_peer *p)
 {
@@ -622,7 +835,7 @@ static void connect_one(struct cnxmgr *cm, struct cnx_peer *p)
 		r = connect(fd, (struct sockaddr *)&p->addr, p->addrlen);
 	while (r < 0 && errno == EINTR);
 	if (r == 0) {
-		on_connected(cm, c);
+		on_tcp_connected(cm, c);
 	} else if (errno == EINPROGRESS) {
 		c->deadline = now_ms() + CNX_CONNECT_TIMEOUT_MS;
 	} else {
@@ -841,14 +1054,14 @@ static void conn_read(struct cnxmgr *cm, struct cnx_conn *c)
 			conn_close(cm, c, LOG_ERROR, "out of memory");
 			return;
 		}
-		ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+		ssize_t n = conn_recv(c, c->in + c->in_len, c->in_cap - c->in_len, 0);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
 		if (n <= 0) {
-			char why[128];
-			snprintf(why, sizeof why, "%s", n == 0 ? "closed by the peer" : strerror(errno));
+			char why[256];
+			snprintf(why, sizeof why, "%s", n == 0 ? "closed by the peer" : io_error(c, errno));
 			conn_close(cm, c, c->st == CONN_HANDSHAKE ? LOG_WARN : LOG_INFO, why);
 			return;
 		}
@@ -887,6 +1100,15 @@ static void accept_all(struct cnxmgr *cm)
 		set_nodelay(fd);
 		snprintf(c->remote, sizeof c->remote, "%s", remote);
 		c->deadline = now_ms() + cm->socket_timeout_ms;
+		if (cm->cfg->tls_ctx) {
+			c->ssl = net_tls_peer_new(cm->cfg->tls_ctx, fd, false);
+			if (!c->ssl) {
+				conn_close(cm, c, LOG_WARN, "out of memory");
+				continue;
+			}
+			c->st = CONN_TLS;
+			c->tls_ev = POLLIN;    /* the ClientHello */
+		}
 		log_debug("election: connection request from %s", remote);
 	}
 }
@@ -908,11 +1130,26 @@ static void conn_event(struct cnxmgr *cm, struct cnx_conn *c, short revents)
 			connect_failed(cm, p, strerror(err));
 			return;
 		}
-		on_connected(cm, c);
+		on_tcp_connected(cm, c);
+		return;
+	}
+	if (c->st == CONN_TLS) {
+		tls_step(cm, c);
 		return;
 	}
 	if (c->st == CONN_HELLO) {
 		conn_flush(cm, c);
+		return;
+	}
+	if (c->ssl) {
+		/* TLS: either call may want either event; both are cheap to try */
+		if (revents & (POLLIN | POLLOUT | POLLHUP | POLLERR)) {
+			conn_read(cm, c);
+			if (c->st == CONN_FREE)
+				return;
+		}
+		if (c->out_len > c->out_off)
+			conn_flush(cm, c);
 		return;
 	}
 	if (revents & (POLLIN | POLLHUP | POLLERR)) {
@@ -984,6 +1221,8 @@ static void expire(struct cnxmgr *cm)
 			struct cnx_peer *p = c->peer;
 			conn_close(cm, c, LOG_DEBUG, NULL);
 			connect_failed(cm, p, "connect timed out");
+		} else if (c->st == CONN_TLS) {
+			tls_failed(cm, c, "TLS handshake not done in time");
 		} else if (c->st == CONN_HELLO) {
 			conn_close(cm, c, LOG_WARN, "timed out sending the handshake");
 		} else {
@@ -1011,8 +1250,9 @@ static int next_timeout(const struct cnxmgr *cm)
 void cnx_run(struct cnxmgr *cm)
 {
 	struct pollfd pfd[2 + CNX_MAX_CONNS];
-	struct { int idx; unsigned gen; } map[CNX_MAX_CONNS];
+	struct { int idx; unsigned gen; bool pending; } map[CNX_MAX_CONNS];
 	while (!atomic_load(&cm->halted)) {
+		bool any_pending = false;
 		int n = 0;
 		pfd[n++] = (struct pollfd){ .fd = cm->wake_fd, .events = POLLIN };
 		if (cm->accept_paused_until && now_ms() >= cm->accept_paused_until)
@@ -1028,13 +1268,19 @@ void cnx_run(struct cnxmgr *cm)
 			case CONN_CONNECTING: ev = POLLOUT; break;
 			case CONN_HELLO: ev = POLLOUT; break;
 			case CONN_HANDSHAKE: ev = POLLIN; break;
+			case CONN_TLS: ev = c->tls_ev ? c->tls_ev : POLLIN; break;
 			default: ev = (short)(POLLIN | (c->out_len > c->out_off ? POLLOUT : 0)); break;
 			}
+			if (c->ssl && c->st != CONN_TLS)
+				ev |= c->tls_ev;
 			map[n - first].idx = i;
 			map[n - first].gen = c->gen;
+			/* TLS: a record read in part is in OpenSSL, not the socket */
+			map[n - first].pending = c->ssl && c->st != CONN_TLS && SSL_pending(c->ssl) > 0;
+			any_pending |= map[n - first].pending;
 			pfd[n++] = (struct pollfd){ .fd = c->fd, .events = ev };
 		}
-		int r = poll(pfd, (nfds_t)n, next_timeout(cm));
+		int r = poll(pfd, (nfds_t)n, any_pending ? 0 : next_timeout(cm));
 		if (r < 0 && errno != EINTR) {
 			log_error("election: poll failed: %s", strerror(errno));
 			usleep(10000);
@@ -1047,10 +1293,13 @@ void cnx_run(struct cnxmgr *cm)
 		}
 		if (r > 0 && pfd[1].revents)
 			accept_all(cm);
-		for (int k = first; r > 0 && k < n; k++) {
+		for (int k = first; (r > 0 || any_pending) && k < n; k++) {
 			struct cnx_conn *c = &cm->conns[map[k - first].idx];
-			if (pfd[k].revents && c->st != CONN_FREE && c->gen == map[k - first].gen)
-				conn_event(cm, c, pfd[k].revents);
+			short rev = pfd[k].revents;
+			if (r >= 0 && map[k - first].pending)
+				rev |= POLLIN;
+			if (rev && c->st != CONN_FREE && c->gen == map[k - first].gen)
+				conn_event(cm, c, rev);
 		}
 		pump(cm);
 		check_lookups(cm);

@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "net/net.h"
+
 #define QUORUM_MAX_MEMBERS 64
 
 /* ZooKeeper's QuorumPeer.ServerState, by ordinal: the numbers go on the wire
@@ -60,6 +62,18 @@ struct quorum_config {
 	/* readonlymode.enabled: after max(2 s, tickTime) without a quorum the
 	 * server serves read-only sessions */
 	bool read_only_enabled;
+	/* sslQuorum: TLS on the quorum and election ports, both ways, with
+	 * the ssl.quorum.* settings (tls.key_prefix "ssl.quorum"); mutual by
+	 * default (ssl.quorum.clientAuth=need, as ZooKeeper). Plain TCP when
+	 * false. ssl.quorum.hostnameVerification (default true, as
+	 * ZooKeeper): the other server's certificate must name its address
+	 * (see net_tls_peer_check). */
+	bool ssl_quorum;
+	struct net_tls_config tls;
+	bool ssl_hostname_verification;
+	/* Built by quorum_start from tls when ssl_quorum (NULL otherwise);
+	 * whatever the caller puts here is ignored. */
+	struct ssl_ctx_st *tls_ctx;
 };
 
 /* The member with id sid, or NULL. */

@@ -49,6 +49,7 @@ enum lh_phase { LH_DISCOVERY, LH_SYNCING, LH_SYNCED };
 struct lh {                          /* one learner connection */
 	struct leader *ld;
 	int fd;
+	struct qtls *tls;                /* sslQuorum: set by the reader before the sender starts */
 	int64_t sid;
 	bool observer;
 	pthread_t reader, sender;
@@ -185,7 +186,7 @@ static void *sender_main(void *arg)
 		h->q.len = 0;
 		out = t;
 		pthread_mutex_unlock(&h->qlock);
-		if (qp_send_all(h->fd, out.buf, out.len) != 0) {
+		if (qp_send_all(h->fd, h->tls, out.buf, out.len) != 0) {
 			log_warn("learner %" PRId64 ": send failed: %s; dropping it", h->sid, strerror(errno));
 			lh_kill(h);
 			break;
@@ -535,7 +536,7 @@ static int discovery(struct lh *h, struct qstream *in, int64_t *peer_zxid)
 	struct jute_writer w;
 	jute_writer_init(&w, 64);
 	qp_write(&w, QP_LEADERINFO, zxid_make(epoch, 0), ver, 4, NULL, 0);
-	int rc = qp_send_all(h->fd, w.buf, w.len);
+	int rc = qp_send_all(h->fd, h->tls, w.buf, w.len);
 	jute_writer_free(&w);
 	if (rc != 0)
 		return -1;
@@ -582,7 +583,7 @@ static int synchronize(struct lh *h, struct qstream *in, int64_t peer_zxid)
 	int64_t epoch = ld->epoch;
 	pthread_mutex_unlock(&ld->lock);
 	/* the queue is held until the sender starts: the SNAP goes first */
-	int rc = planned == 1 ? qp_send_all(h->fd, snap.buf, snap.len) : 0;
+	int rc = planned == 1 ? qp_send_all(h->fd, h->tls, snap.buf, snap.len) : 0;
 	if (planned == 1)
 		log_info("learner %" PRId64 ": sent a snapshot at 0x%" PRIx64 " (%zu bytes)%s", h->sid,
 			 (uint64_t)snap_zxid, snap.len, rc ? ": failed" : "");
@@ -667,7 +668,19 @@ static void *reader_main(void *arg)
 	int64_t peer_zxid = 0;
 	if (!in)
 		goto out;
-	qstream_init(in, h->fd, ld->env->cfg->tick_time * ld->env->cfg->init_limit, ld->env->max_packet);
+	const struct quorum_config *cfg = ld->env->cfg;
+	if (cfg->ssl_quorum) {
+		/* here, not on the acceptor: a slow handshake holds up no one else */
+		char err[512];
+		h->tls = qtls_start(cfg, h->fd, false, NULL, cfg->tick_time * cfg->init_limit,
+				    cfg->tick_time * cfg->sync_limit, err, sizeof err);
+		if (!h->tls) {
+			log_warn("learner connection refused: %s", err);
+			goto out;
+		}
+	}
+	qstream_init(in, h->fd, cfg->tick_time * cfg->init_limit, ld->env->max_packet);
+	in->tls = h->tls;
 	atomic_store(&h->last_heard_ms, now_ms());
 	if (discovery(h, in, &peer_zxid) != 0 || synchronize(h, in, peer_zxid) != 0)
 		goto out;
@@ -743,6 +756,7 @@ static void lh_join(struct lh *h)
 static void lh_join_free(struct lh *h)
 {
 	lh_join(h);
+	qtls_free(h->tls);
 	close(h->fd);
 	jute_writer_free(&h->q);
 	pthread_mutex_destroy(&h->qlock);

@@ -37,6 +37,7 @@ struct learner {
 	int64_t leader_sid;
 	bool observer;
 	int fd;
+	struct qtls *tls;               /* sslQuorum; NULL = plain */
 	pthread_mutex_t wlock;          /* writes to fd, held_acks, newleader_acked */
 	struct jute_writer held_acks;   /* ACKs waiting for the NEWLEADER ACK */
 	bool newleader_acked;
@@ -65,7 +66,7 @@ static void send_locked(struct learner *l, const uint8_t *p, size_t len)
 {
 	if (l->broken || !len)
 		return;
-	if (qp_send_all(l->fd, p, len) != 0) {
+	if (qp_send_all(l->fd, l->tls, p, len) != 0) {
 		l->broken = true;
 		shutdown(l->fd, SHUT_RDWR);   /* the peer thread's read fails and it leaves */
 	}
@@ -201,7 +202,14 @@ static int connect_leader(struct learner *l)
 		l->fd = qp_connect(m->host, m->quorum_port, cfg->tick_time * cfg->sync_limit, err, sizeof err);
 		if (l->fd >= 0) {
 			qp_socket_setup(l->fd, cfg->tick_time * cfg->sync_limit);
-			return 0;
+			if (!cfg->ssl_quorum)
+				return 0;
+			l->tls = qtls_start(cfg, l->fd, true, m->host, cfg->tick_time * cfg->sync_limit,
+					    cfg->tick_time * cfg->sync_limit, err, sizeof err);
+			if (l->tls)
+				return 0;
+			close(l->fd);
+			l->fd = -1;
 		}
 		if (now_ms() > deadline)
 			break;
@@ -225,7 +233,7 @@ static int register_with_leader(struct learner *l, struct qstream *in, int64_t *
 	w.len = 0;
 	qp_write(&w, l->observer ? QP_OBSERVERINFO : QP_FOLLOWERINFO, zxid_make(env->accepted_epoch, 0), info, 20,
 		 NULL, 0);
-	int rc = qp_send_all(l->fd, w.buf, w.len);
+	int rc = qp_send_all(l->fd, l->tls, w.buf, w.len);
 	jute_writer_free(&w);
 	if (rc != 0)
 		return -1;
@@ -444,6 +452,7 @@ void learner_run(struct zab_env *env, int64_t leader_sid, bool observer)
 		goto out;
 	atomic_store(&env->learner_fd, l->fd);
 	qstream_init(in, l->fd, env->cfg->tick_time * env->cfg->init_limit, env->max_packet);
+	in->tls = l->tls;
 	if (register_with_leader(l, in, &new_epoch) != 0 || sync_with_leader(l, in, new_epoch) != 0)
 		goto out;
 	pthread_mutex_lock(&env->rv_lock);
@@ -475,6 +484,7 @@ out:
 	if (l->fd >= 0)
 		shutdown(l->fd, SHUT_RDWR);
 	processors_stop_role();   /* no stage may use l after this */
+	qtls_free(l->tls);
 	if (l->fd >= 0)
 		close(l->fd);
 	jute_writer_free(&l->held_acks);

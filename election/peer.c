@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
 #include <urcu.h>
 
 #include "election.h"
@@ -437,8 +438,24 @@ struct quorum *quorum_start(const struct quorum_config *cfg, struct zk_state *st
 		free(q);
 		return NULL;
 	}
+	q->cfg.tls_ctx = NULL;
+	if (cfg->ssl_quorum) {
+		char why[512];
+		q->cfg.tls_ctx = net_tls_peer_ctx(&q->cfg.tls, why, sizeof why);
+		if (!q->cfg.tls_ctx) {
+			snprintf(err, errlen, "sslQuorum: %s", why);
+			free(q);
+			return NULL;
+		}
+		log_info("sslQuorum: TLS on the quorum and election ports (peer certificates %s, "
+			 "hostname verification %s)",
+			 cfg->tls.client_auth == NET_TLS_AUTH_NONE ? "not asked for" :
+			 cfg->tls.client_auth == NET_TLS_AUTH_WANT ? "optional" : "required",
+			 cfg->ssl_hostname_verification ? "on" : "off");
+	}
 	q->fle = fle_start(&q->cfg, err, errlen);
 	if (!q->fle) {
+		SSL_CTX_free(q->cfg.tls_ctx);
 		free(q);
 		return NULL;
 	}
@@ -448,6 +465,7 @@ struct quorum *quorum_start(const struct quorum_config *cfg, struct zk_state *st
 	if (pthread_create(&q->thread, NULL, peer_main, q) != 0) {
 		snprintf(err, errlen, "cannot start the peer thread");
 		fle_stop(q->fle);
+		SSL_CTX_free(q->cfg.tls_ctx);
 		free(q);
 		return NULL;
 	}
@@ -467,6 +485,7 @@ void quorum_stop(struct quorum *q)
 	if (q->ro_started)
 		pthread_join(q->ro_thread, NULL);
 	fle_stop(q->fle);
+	SSL_CTX_free(q->cfg.tls_ctx);   /* every connection is gone with the threads */
 	free(q);
 }
 

@@ -10,12 +10,18 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "election.h"
 
 const char *qp_name(int type)
 {
@@ -48,6 +54,7 @@ void qp_write(struct jute_writer *w, int32_t type, int64_t zxid, const void *dat
 void qstream_init(struct qstream *s, int fd, int timeout_ms, size_t max_len)
 {
 	s->fd = fd;
+	s->tls = NULL;
 	s->timeout_ms = timeout_ms;
 	s->max_len = max_len;
 	s->off = s->len = 0;
@@ -61,11 +68,212 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* ---- TLS (sslQuorum) ------------------------------------------------------------ */
+
+struct qtls {
+	SSL *ssl;
+	pthread_mutex_t mu;         /* every call on ssl */
+	int send_timeout_ms;
+};
+
+/* Waits until fd is ready for ev or deadline passes; false on timeout. */
+static bool wait_fd(int fd, short ev, int64_t deadline)
+{
+	int64_t left = deadline - now_ms();
+	if (left <= 0)
+		return false;
+	struct pollfd pfd = { .fd = fd, .events = ev };
+	if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR)
+		return false;
+	return true;
+}
+
+enum tls_op { TLS_READ, TLS_WRITE, TLS_HANDSHAKE };
+
+/* One SSL call under the lock, and what to wait for next: 1 done (*n
+ * bytes), 0 wait for *ev, -1 failed (why). */
+static int tls_call(struct qtls *t, enum tls_op op, void *buf, size_t len, size_t *n, short *ev,
+		    char *why, size_t whylen)
+{
+	pthread_mutex_lock(&t->mu);
+	ERR_clear_error();
+	errno = 0;
+	int r = op == TLS_READ ? SSL_read_ex(t->ssl, buf, len, n) :
+		op == TLS_WRITE ? SSL_write_ex(t->ssl, buf, len, n) : SSL_do_handshake(t->ssl);
+	int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(t->ssl, r);
+	int saved = errno;
+	char ssl_why[256] = "";
+	if (e == SSL_ERROR_SSL)
+		net_tls_error(t->ssl, ssl_why, sizeof ssl_why);
+	pthread_mutex_unlock(&t->mu);
+	switch (e) {
+	case SSL_ERROR_NONE:
+		return 1;
+	case SSL_ERROR_WANT_READ:
+		*ev = POLLIN;
+		return 0;
+	case SSL_ERROR_WANT_WRITE:
+		*ev = POLLOUT;
+		return 0;
+	case SSL_ERROR_ZERO_RETURN:
+		snprintf(why, whylen, "connection closed by peer");
+		return -1;
+	case SSL_ERROR_SYSCALL:
+		snprintf(why, whylen, "%s", saved ? strerror(saved) : "connection closed by peer");
+		return -1;
+	default:
+		snprintf(why, whylen, "TLS: %s", ssl_why[0] ? ssl_why : "protocol error");
+		return -1;
+	}
+}
+
+static int tls_fill(struct qstream *s, int64_t deadline)
+{
+	for (;;) {
+		size_t n = 0;
+		short ev = 0;
+		int r = tls_call(s->tls, TLS_READ, s->buf + s->len, sizeof s->buf - s->len, &n, &ev, s->err,
+				 sizeof s->err);
+		if (r == 1) {
+			s->len += n;
+			return 0;
+		}
+		if (r < 0)
+			return -1;
+		if (!wait_fd(s->fd, ev, deadline)) {
+			snprintf(s->err, sizeof s->err, "nothing heard for %d ms", s->timeout_ms);
+			return -1;
+		}
+	}
+}
+
+static int tls_send_all(int fd, struct qtls *t, const uint8_t *b, size_t len)
+{
+	int64_t deadline = now_ms() + t->send_timeout_ms;
+	char why[256];
+	while (len > 0) {
+		size_t n = 0;
+		short ev = 0;
+		int r = tls_call(t, TLS_WRITE, (void *)b, len, &n, &ev, why, sizeof why);
+		if (r == 1) {
+			b += n;
+			len -= n;
+			deadline = now_ms() + t->send_timeout_ms;   /* progress: as SO_SNDTIMEO counts */
+			continue;
+		}
+		if (r < 0) {
+			errno = EPIPE;
+			return -1;
+		}
+		/* a write that waits for input (a TLS 1.3 key update) while
+		 * another thread reads: look again soon rather than sleep on an
+		 * input the reader will take */
+		int64_t until = ev == POLLIN && deadline - now_ms() > 10 ? now_ms() + 10 : deadline;
+		if (!wait_fd(fd, ev, until) && now_ms() >= deadline) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static bool same_ip(const struct sockaddr *a, const struct sockaddr *b)
+{
+	const uint8_t *p[2] = { NULL, NULL };
+	size_t l[2] = { 0, 0 };
+	const struct sockaddr *sa[2] = { a, b };
+	for (int i = 0; i < 2; i++) {
+		if (sa[i]->sa_family == AF_INET) {
+			p[i] = (const uint8_t *)&((const struct sockaddr_in *)sa[i])->sin_addr;
+			l[i] = 4;
+		} else if (sa[i]->sa_family == AF_INET6) {
+			const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa[i])->sin6_addr;
+			bool mapped = IN6_IS_ADDR_V4MAPPED(a6);
+			p[i] = mapped ? &a6->s6_addr[12] : a6->s6_addr;
+			l[i] = mapped ? 4 : 16;
+		}
+	}
+	return p[0] && p[1] && l[0] == l[1] && memcmp(p[0], p[1], l[0]) == 0;
+}
+
+struct qtls *qtls_start(const struct quorum_config *cfg, int fd, bool client, const char *host,
+			int timeout_ms, int send_timeout_ms, char *err, size_t errlen)
+{
+	struct qtls *t = calloc(1, sizeof *t);
+	if (!t || !(t->ssl = net_tls_peer_new(cfg->tls_ctx, fd, client))) {
+		free(t);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&t->mu, NULL);
+	t->send_timeout_ms = send_timeout_ms;
+	int64_t deadline = now_ms() + timeout_ms;
+	char why[256];
+	for (;;) {
+		size_t n;
+		short ev = 0;
+		int r = tls_call(t, TLS_HANDSHAKE, NULL, 0, &n, &ev, why, sizeof why);
+		if (r == 1)
+			break;
+		if (r < 0) {
+			snprintf(err, errlen, "TLS handshake failed: %s", why);
+			qtls_free(t);
+			return NULL;
+		}
+		if (!wait_fd(fd, ev, deadline)) {
+			snprintf(err, errlen, "TLS handshake not done within %d ms", timeout_ms);
+			qtls_free(t);
+			return NULL;
+		}
+	}
+	if (cfg->ssl_hostname_verification) {
+		const char *names[QUORUM_MAX_MEMBERS];
+		int n = 0;
+		if (client) {
+			names[n++] = host;
+		} else {
+			/* the server.N hosts that resolve to the peer's address */
+			struct sockaddr_storage peer;
+			socklen_t pl = sizeof peer;
+			if (getpeername(fd, (struct sockaddr *)&peer, &pl) == 0) {
+				for (int i = 0; i < cfg->n && n < QUORUM_MAX_MEMBERS; i++) {
+					struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL, *ai;
+					if (getaddrinfo(cfg->members[i].host, NULL, &hints, &res) != 0)
+						continue;
+					for (ai = res; ai; ai = ai->ai_next)
+						if (same_ip(ai->ai_addr, (struct sockaddr *)&peer))
+							break;
+					if (ai)
+						names[n++] = cfg->members[i].host;
+					freeaddrinfo(res);
+				}
+			}
+		}
+		if (net_tls_peer_check(t->ssl, names, n, why, sizeof why) != 0) {
+			snprintf(err, errlen, "%s", why);
+			qtls_free(t);
+			return NULL;
+		}
+	}
+	return t;
+}
+
+void qtls_free(struct qtls *t)
+{
+	if (!t)
+		return;
+	SSL_free(t->ssl);
+	pthread_mutex_destroy(&t->mu);
+	free(t);
+}
+
 /* Refills the buffer; waits at most until deadline. */
 static int fill(struct qstream *s, int64_t deadline)
 {
 	if (s->off == s->len)
 		s->off = s->len = 0;
+	if (s->tls)
+		return tls_fill(s, deadline);
 	for (;;) {
 		ssize_t n = recv(s->fd, s->buf + s->len, sizeof s->buf - s->len, MSG_DONTWAIT);
 		if (n > 0) {
@@ -202,9 +410,11 @@ void qp_free(struct qpacket *p)
 	p->data = p->auth = NULL;
 }
 
-int qp_send_all(int fd, const void *p, size_t len)
+int qp_send_all(int fd, struct qtls *tls, const void *p, size_t len)
 {
 	const uint8_t *b = p;
+	if (tls)
+		return tls_send_all(fd, tls, b, len);
 	while (len > 0) {
 		ssize_t n = send(fd, b, len, MSG_NOSIGNAL);
 		if (n < 0) {

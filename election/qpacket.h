@@ -37,8 +37,17 @@ const char *qp_name(int type);
 void qp_write(struct jute_writer *w, int32_t type, int64_t zxid, const void *data, int32_t len,
 	      const void *auth, size_t auth_len);
 
+/* A TLS session over a quorum socket (sslQuorum); NULL means plain TCP
+ * everywhere one is taken. The socket is non-blocking under it; reads and
+ * writes wait in poll(2) with their deadlines, and a mutex lets one thread
+ * read while others write (an SSL object is not safe to use from two
+ * threads at once). */
+struct qtls;
+struct quorum_config;
+
 struct qstream {
 	int fd;
+	struct qtls *tls;           /* NULL = plain: qstream_init sets that */
 	int timeout_ms;             /* per read; the owner changes it by phase */
 	size_t max_len;             /* bound on any buffer or vector read */
 	uint8_t buf[64 * 1024];
@@ -64,8 +73,20 @@ int qstream_read_long(struct qstream *s, int64_t *v);
 int qp_read(struct qstream *s, struct qpacket *p);
 void qp_free(struct qpacket *p);
 
-/* Writes all of p, or -1. The socket has a send timeout (qp_socket_setup). */
-int qp_send_all(int fd, const void *p, size_t len);
+/* Writes all of p, or -1. The socket has a send timeout (qp_socket_setup);
+ * over TLS the same timeout bounds the wait for room. */
+int qp_send_all(int fd, struct qtls *tls, const void *p, size_t len);
+
+/* The TLS handshake on connected socket fd, as the connecting (client) or
+ * accepting side, within timeout_ms; then, if cfg asks for hostname
+ * verification, the other side's certificate must name the socket's peer
+ * address or `host` (the connecting side: what it dialed; NULL on the
+ * accepting side, which then tries the server.N hosts that resolve to the
+ * peer's address). Writes will wait up to send_timeout_ms. NULL with err. */
+struct qtls *qtls_start(const struct quorum_config *cfg, int fd, bool client, const char *host,
+			int timeout_ms, int send_timeout_ms, char *err, size_t errlen);
+/* Frees the session (not the socket). NULL is fine. */
+void qtls_free(struct qtls *t);
 /* TCP_NODELAY and a send timeout on a quorum socket. */
 void qp_socket_setup(int fd, int send_timeout_ms);
 /* A listening socket on host:port (SO_REUSEADDR); fd or -1 with err. */

@@ -43,6 +43,10 @@ SSL *tls_new_ssl(void);
 /* Builds a context from cfg without publishing it (the unit tests use it
  * to check settings). NULL with a message in err. */
 SSL_CTX *tls_ctx_build(const struct net_tls_config *cfg, char *err, size_t errlen);
+/* tls_ctx_build for either use: peer false = the client port's server
+ * context; true = a context that accepts and connects between servers
+ * (tls_peer.c). */
+SSL_CTX *tls_ctx_make(const struct net_tls_config *cfg, bool peer, char *err, size_t errlen);
 
 /* ---- conn_tls.c ---- */
 

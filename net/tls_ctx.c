@@ -117,6 +117,18 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 
 static bool given(const char *s) { return s && *s; }
 
+/* The zoo.cfg name of a setting: "ssl.<suffix>", or "<key_prefix>.<suffix>"
+ * for the quorum's settings ("ssl.quorum.keyStore.location"). Good for a
+ * few calls: a small per-thread ring of buffers. */
+static const char *kn(const struct net_tls_config *cfg, const char *suffix)
+{
+	static _Thread_local char ring[8][96];
+	static _Thread_local unsigned next;
+	char *b = ring[next++ % 8];
+	snprintf(b, sizeof ring[0], "%s.%s", given(cfg->key_prefix) ? cfg->key_prefix : "ssl", suffix);
+	return b;
+}
+
 /* ---- passwords and files ------------------------------------------------- */
 
 /* The password from ssl.*.passwordPath if given (the file's contents less
@@ -280,7 +292,7 @@ static int load_pkcs12(const char *path, const char *password, const char *what,
 static int load_identity(SSL_CTX *ctx, const struct net_tls_config *cfg, char *err, size_t errlen)
 {
 	char pw[1024];
-	if (get_password(cfg->key_store_password, cfg->key_store_password_path, "ssl.keyStore", pw,
+	if (get_password(cfg->key_store_password, cfg->key_store_password_path, kn(cfg, "keyStore"), pw,
 			 sizeof pw, err, errlen) != 0)
 		return -1;
 	EVP_PKEY *key = NULL;
@@ -288,24 +300,24 @@ static int load_identity(SSL_CTX *ctx, const struct net_tls_config *cfg, char *e
 	int rc = -1;
 	if (given(cfg->cert_file)) {
 		const char *key_file = given(cfg->key_file) ? cfg->key_file : cfg->cert_file;
-		if (load_pem_key(key_file, pw, "ssl.keyFile", &key, err, errlen) == 0 &&
-		    (certs = read_pem_certs(cfg->cert_file, "ssl.certFile", err, errlen)) != NULL)
+		if (load_pem_key(key_file, pw, kn(cfg, "keyFile"), &key, err, errlen) == 0 &&
+		    (certs = read_pem_certs(cfg->cert_file, kn(cfg, "certFile"), err, errlen)) != NULL)
 			rc = use_key_and_chain(ctx, key, certs, cfg->cert_file, err, errlen);
 	} else if (given(cfg->key_store)) {
 		enum store_type t;
-		if (store_type(cfg->key_store_type, cfg->key_store, "ssl.keyStore", &t, err, errlen) != 0) {
+		if (store_type(cfg->key_store_type, cfg->key_store, kn(cfg, "keyStore"), &t, err, errlen) != 0) {
 			rc = -1;
 		} else if (t == STORE_PEM) {
-			if (load_pem_key(cfg->key_store, pw, "ssl.keyStore.location", &key, err, errlen) == 0 &&
-			    (certs = read_pem_certs(cfg->key_store, "ssl.keyStore.location", err, errlen)) != NULL)
+			if (load_pem_key(cfg->key_store, pw, kn(cfg, "keyStore.location"), &key, err, errlen) == 0 &&
+			    (certs = read_pem_certs(cfg->key_store, kn(cfg, "keyStore.location"), err, errlen)) != NULL)
 				rc = use_key_and_chain(ctx, key, certs, cfg->key_store, err, errlen);
 		} else {
 			X509 *leaf = NULL;
-			if (load_pkcs12(cfg->key_store, pw, "ssl.keyStore.location", &key, &leaf, &certs,
+			if (load_pkcs12(cfg->key_store, pw, kn(cfg, "keyStore.location"), &key, &leaf, &certs,
 					err, errlen) == 0) {
 				if (!key || !leaf) {
-					rc = fail(err, errlen, "ssl.keyStore.location %s: no private key with its certificate",
-						  cfg->key_store);
+					rc = fail(err, errlen, "%s %s: no private key with its certificate",
+						  kn(cfg, "keyStore.location"), cfg->key_store);
 				} else {
 					if (!certs)
 						certs = sk_X509_new_null();
@@ -320,8 +332,10 @@ static int load_identity(SSL_CTX *ctx, const struct net_tls_config *cfg, char *e
 			X509_free(leaf);
 		}
 	} else {
-		rc = fail(err, errlen, "no server certificate: set ssl.keyStore.location "
-			  "(a PEM file with the key and the certificate chain) or ssl.certFile and ssl.keyFile");
+		rc = fail(err, errlen, "no %s certificate: set %s "
+			  "(a PEM file with the key and the certificate chain) or %s and %s",
+			  cfg->key_prefix ? "peer" : "server", kn(cfg, "keyStore.location"), kn(cfg, "certFile"),
+			  kn(cfg, "keyFile"));
 	}
 	OPENSSL_cleanse(pw, sizeof pw);
 	EVP_PKEY_free(key);
@@ -334,18 +348,20 @@ static int load_identity(SSL_CTX *ctx, const struct net_tls_config *cfg, char *e
 static int load_trust(SSL_CTX *ctx, const struct net_tls_config *cfg, char *err, size_t errlen)
 {
 	const char *path = given(cfg->ca_file) ? cfg->ca_file : cfg->trust_store;
-	const char *what = given(cfg->ca_file) ? "ssl.caFile" : "ssl.trustStore.location";
+	const char *what = given(cfg->ca_file) ? kn(cfg, "caFile") : kn(cfg, "trustStore.location");
 	if (!given(path)) {
 		if (cfg->client_auth != NET_TLS_AUTH_NONE)
-			log_warn("TLS: neither ssl.trustStore.location nor ssl.caFile is set; client "
-				 "certificates are checked against the system's CAs");
+			log_warn("TLS: neither %s nor %s is set; %s "
+				 "certificates are checked against the system's CAs",
+				 kn(cfg, "trustStore.location"), kn(cfg, "caFile"),
+				 given(cfg->key_prefix) ? "peer" : "client");
 		if (SSL_CTX_set_default_verify_paths(ctx) != 1)
 			return fail(err, errlen, "cannot load the system's CAs");
 		return 0;
 	}
 	enum store_type t = STORE_PEM;
 	if (!given(cfg->ca_file) &&
-	    store_type(cfg->trust_store_type, path, "ssl.trustStore", &t, err, errlen) != 0)
+	    store_type(cfg->trust_store_type, path, kn(cfg, "trustStore"), &t, err, errlen) != 0)
 		return -1;
 	STACK_OF(X509) *certs = NULL;
 	if (t == STORE_PEM) {
@@ -357,7 +373,7 @@ static int load_trust(SSL_CTX *ctx, const struct net_tls_config *cfg, char *err,
 		EVP_PKEY *key = NULL;
 		X509 *cert = NULL;
 		int rc = get_password(cfg->trust_store_password, cfg->trust_store_password_path,
-				      "ssl.trustStore", pw, sizeof pw, err, errlen);
+				      kn(cfg, "trustStore"), pw, sizeof pw, err, errlen);
 		if (rc == 0)
 			rc = load_pkcs12(path, pw, what, &key, &cert, &certs, err, errlen);
 		OPENSSL_cleanse(pw, sizeof pw);
@@ -407,7 +423,7 @@ static const char *next_item(const char *p, char *buf, size_t cap)
 
 static int set_protocols(const struct net_tls_config *cfg, bool *v12, bool *v13, char *err, size_t errlen)
 {
-	const char *key = given(cfg->enabled_protocols) ? "ssl.enabledProtocols" : "ssl.protocol";
+	const char *key = given(cfg->enabled_protocols) ? kn(cfg, "enabledProtocols") : kn(cfg, "protocol");
 	const char *list = given(cfg->enabled_protocols) ? cfg->enabled_protocols : cfg->protocol;
 	*v12 = *v13 = !given(list);
 	char item[64];
@@ -467,7 +483,7 @@ static int set_suites(SSL_CTX *ctx, const struct net_tls_config *cfg, bool *v12,
 		bool is13 = false;
 		const char *name = find_suite(all, item, &is13);
 		if (!name) {
-			log_warn("TLS: ssl.ciphersuites: '%s' is not a suite this OpenSSL knows; dropped", item);
+			log_warn("TLS: %s: '%s' is not a suite this OpenSSL knows; dropped", kn(cfg, "ciphersuites"), item);
 			continue;
 		}
 		append(is13 ? s13 : s12, is13 ? sizeof s13 : sizeof s12, name);
@@ -476,20 +492,20 @@ static int set_suites(SSL_CTX *ctx, const struct net_tls_config *cfg, bool *v12,
 	bool default13 = !given(cfg->ciphersuites);
 	if (*v12 && !s12[0]) {
 		if (*v13 && (s13[0] || default13))
-			log_warn("TLS: ssl.ciphersuites names no TLSv1.2 suite; TLSv1.2 is off");
+			log_warn("TLS: %s names no TLSv1.2 suite; TLSv1.2 is off", kn(cfg, "ciphersuites"));
 		*v12 = false;
 	}
 	if (*v13 && !s13[0] && !default13) {
 		if (*v12)
-			log_warn("TLS: ssl.ciphersuites names no TLSv1.3 suite; TLSv1.3 is off");
+			log_warn("TLS: %s names no TLSv1.3 suite; TLSv1.3 is off", kn(cfg, "ciphersuites"));
 		*v13 = false;
 	}
 	if (!*v12 && !*v13)
-		return fail(err, errlen, "ssl.ciphersuites: no usable suite for the enabled protocols");
+		return fail(err, errlen, "%s: no usable suite for the enabled protocols", kn(cfg, "ciphersuites"));
 	if (s12[0] && SSL_CTX_set_cipher_list(ctx, s12) != 1)
-		return fail(err, errlen, "ssl.ciphersuites: OpenSSL refuses %s", s12);
+		return fail(err, errlen, "%s: OpenSSL refuses %s", kn(cfg, "ciphersuites"), s12);
 	if (!default13 && SSL_CTX_set_ciphersuites(ctx, s13) != 1)
-		return fail(err, errlen, "ssl.ciphersuites: OpenSSL refuses %s", s13);
+		return fail(err, errlen, "%s: OpenSSL refuses %s", kn(cfg, "ciphersuites"), s13);
 	return 0;
 }
 
@@ -497,9 +513,15 @@ static int set_suites(SSL_CTX *ctx, const struct net_tls_config *cfg, bool *v12,
 
 SSL_CTX *tls_ctx_build(const struct net_tls_config *cfg, char *err, size_t errlen)
 {
+	return tls_ctx_make(cfg, false, err, errlen);
+}
+
+SSL_CTX *tls_ctx_make(const struct net_tls_config *cfg, bool peer, char *err, size_t errlen)
+{
 	err[0] = '\0';
 	ERR_clear_error();
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	/* a server's peer context both accepts and connects */
+	SSL_CTX *ctx = SSL_CTX_new(peer ? TLS_method() : TLS_server_method());
 	if (!ctx) {
 		fail(err, errlen, "cannot create an OpenSSL context");
 		return NULL;
@@ -529,6 +551,21 @@ SSL_CTX *tls_ctx_build(const struct net_tls_config *cfg, char *err, size_t errle
 	 * connections give their record buffers back. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				      SSL_MODE_RELEASE_BUFFERS);
+	if (peer) {
+		/* Between servers: no resumption, so no session tickets either
+		 * (a ticket left unread makes a close reset the connection,
+		 * which the election's connect-and-hang-up relies on not
+		 * doing); no read-ahead, so that all a socket holds beyond
+		 * what SSL_read returned is one record's rest (SSL_pending). */
+		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+		SSL_CTX_set_num_tickets(ctx, 0);
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+		SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"zkd-quorum", 10);
+		SSL_CTX_set_verify(ctx, cfg->client_auth == NET_TLS_AUTH_NONE ? SSL_VERIFY_NONE :
+				   cfg->client_auth == NET_TLS_AUTH_WANT ? SSL_VERIFY_PEER :
+				   SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+		return ctx;
+	}
 	/* Whole socket reads rather than one per record header and body;
 	 * what is read ahead is reported by has_pending (conn_tls.c). */
 	SSL_CTX_set_read_ahead(ctx, 1);

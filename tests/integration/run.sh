@@ -333,6 +333,7 @@ if [[ -n "${ZKD_PID:-}" ]]; then
   pytest_suite chaos test_chaos.py           # seeded kill/restart sequences (CHAOS_SEED, CHAOS_STEPS)
   pytest_suite readonly test_readonly.py
   pytest_suite tls test_tls.py               # secureClientPort: kazoo and zkCli.sh over TLS, x509 ids
+  pytest_suite quorum-tls test_quorum_tls.py # sslQuorum: zkd and mixed zkd+ZooKeeper ensembles over TLS
   pytest_suite partition test_partition.py   # network namespaces (skipped without root)
   # fast leader election against real ZooKeeper servers, wire format only
   say "=== FLE interop (shell)"

@@ -36,7 +36,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps run test unit integration conformance asan tsan stress bench bench-ensemble ensemble ensemble-zk clean
+.PHONY: all deps run test unit integration conformance asan tsan stress bench bench-ensemble ensemble ensemble-zk fuzz fuzz-regress clean
 all: $(BUILD)/zkd bin/zkd $(BUILD)/zkd-dump bin/zkd-dump
 
 deps:
@@ -89,7 +89,7 @@ integration: $(BUILD)/zkd $(BUILD)/zkd-dump $(BUILD)/zkc_test
 	ZKD=$(BUILD)/zkd ZKC_TEST=$(BUILD)/zkc_test bash tests/integration/run.sh
 
 test: deps
-	$(MAKE) unit integration
+	$(MAKE) unit integration fuzz-regress
 
 asan: deps
 	$(MAKE) BUILD=build-asan SAN=address,undefined unit integration conformance
@@ -109,7 +109,7 @@ conformance: deps $(BUILD)/zkd
 	bash tests/conformance.sh $(BUILD)/zkd
 
 clean:
-	rm -rf build build-asan build-tsan bin
+	rm -rf build build-asan build-tsan build-fuzz bin
 
 -include $(LIB_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BUILD)/server/main.d $(BUILD)/server/zkd_dump.d
 
@@ -118,7 +118,7 @@ BENCH_ZKBENCH_OBJ := $(patsubst %.c,$(BUILD)/%.o,bench/zkbench.c bench/engine.c 
                        bench/zkproto.c bench/procstat.c bench/writeprobe.c net/jute.c net/records.c)
 
 $(BUILD)/bench/zkbench: $(BENCH_ZKBENCH_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ -lm -pthread
+	$(CC) $(LDFLAGS) -o $@ $^ -lssl -lcrypto -lm -pthread
 
 $(BUILD)/bench/probes: $(BUILD)/bench/probes.o $(BUILD)/bench/hist.o
 	$(CC) $(LDFLAGS) -o $@ $^
@@ -141,3 +141,7 @@ ensemble-zk:
 	ENSEMBLE_KINDS=zk,zk,zk /usr/bin/python3 -m pytest -p no:cacheprovider -v tests/integration/test_ensemble.py
 
 -include $(BENCH_ZKBENCH_OBJ:.o=.d) $(BUILD)/bench/probes.d
+
+# libFuzzer targets (make fuzz, clang) and their corpora replayed under
+# gcc ASan+UBSan (make fuzz-regress, part of make test): tests/fuzz/README.md
+include tests/fuzz/fuzz.mk

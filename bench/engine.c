@@ -22,6 +22,16 @@
  * - Buffers start small and grow on demand: the connect storm holds tens of
  *   thousands of sessions in one process, and each only ever needs a few
  *   hundred bytes.
+ * - TLS (cfg->tls): a session gets an SSL on its socket after connect()
+ *   and does a non-blocking handshake (S_TLS) before the connect request.
+ *   SSL_read can hold decrypted or read-ahead bytes the socket no longer
+ *   shows to epoll, so a TLS session is read until SSL_read wants the
+ *   socket again. Plain sessions (ssl == NULL) take the same path as
+ *   before: one pointer test per read and write.
+ * - Handshake mode (cfg->handshakes): each worker has `nsess` slots and a
+ *   quota of connections; a slot connects, (TLS handshake), opens a
+ *   session, closes it with closeSession, and starts over until the quota
+ *   is done.
  */
 #include "engine.h"
 
@@ -35,6 +45,9 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "zkproto.h"
 
@@ -55,10 +68,11 @@ struct pend {
 	uint64_t aux;               /* create: the name's sequence number */
 };
 
-enum sstate { S_IDLE, S_CONNECTING, S_HANDSHAKE, S_READY, S_CLOSING, S_DONE, S_FAILED };
+enum sstate { S_IDLE, S_CONNECTING, S_TLS, S_HANDSHAKE, S_READY, S_CLOSING, S_DONE, S_FAILED };
 
 struct sess {
 	int fd;
+	SSL *ssl;                   /* NULL: plain TCP */
 	uint8_t state;
 	bool dirty, want_out;
 	int idx;                    /* global session number */
@@ -133,6 +147,22 @@ static void epoll_events(struct wstate *ws, struct sess *s, bool out)
 	s->want_out = out;
 }
 
+/* Closes the socket; an established TLS connection says close_notify first
+ * (one record, not waited for), as a well-behaved client does. */
+static void sess_close_fd(struct sess *s, bool graceful)
+{
+	if (s->ssl) {
+		if (graceful && SSL_is_init_finished(s->ssl))
+			SSL_shutdown(s->ssl);
+		SSL_free(s->ssl);
+		s->ssl = NULL;
+		ERR_clear_error();
+	}
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+}
+
 /* The server went away under a session, or it broke the protocol. Its
  * measured requests in flight are errors: they were never answered. */
 static void sess_fail(struct wstate *ws, struct sess *s, const char *why)
@@ -140,7 +170,7 @@ static void sess_fail(struct wstate *ws, struct sess *s, const char *why)
 	struct worker *w = ws->w;
 	if (s->state == S_DONE || s->state == S_FAILED)
 		return;
-	if (s->state == S_CONNECTING || s->state == S_HANDSHAKE) {
+	if (s->state == S_CONNECTING || s->state == S_TLS || s->state == S_HANDSHAKE) {
 		ws->connecting--;
 		ws->resolved++;
 		atomic_fetch_add_explicit(&w->n_failed, 1, memory_order_relaxed);
@@ -163,21 +193,39 @@ static void sess_fail(struct wstate *ws, struct sess *s, const char *why)
 	}
 	s->qh = s->qt;
 	s->inflight = 0;
-	if (s->fd >= 0)
-		close(s->fd);
-	s->fd = -1;
+	sess_close_fd(s, false);
 	s->state = S_FAILED;
 }
 
 static void sess_flush(struct wstate *ws, struct sess *s)
 {
-	if (s->fd < 0 || s->state == S_CONNECTING)
+	if (s->fd < 0 || s->state == S_CONNECTING || s->state == S_TLS)
 		return;
 	if (s->out.err) {
 		sess_fail(ws, s, "out of memory encoding a request");
 		return;
 	}
 	while (s->out_off < s->out.len) {
+		if (s->ssl) {
+			size_t k;
+			int rc = SSL_write_ex(s->ssl, s->out.buf + s->out_off, s->out.len - s->out_off, &k);
+			if (rc != 1) {
+				int e = SSL_get_error(s->ssl, rc);
+				if (e == SSL_ERROR_WANT_WRITE) {
+					if (!s->want_out)
+						epoll_events(ws, s, true);
+					return;
+				}
+				if (e == SSL_ERROR_WANT_READ)
+					return;     /* EPOLLIN is always armed */
+				char m[200];
+				zkp_tls_error(m, sizeof m, e);
+				sess_fail(ws, s, m);
+				return;
+			}
+			s->out_off += k;
+			continue;
+		}
 		ssize_t k = send(s->fd, s->out.buf + s->out_off, s->out.len - s->out_off,
 				 MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (k < 0) {
@@ -314,6 +362,13 @@ static void on_handshake(struct wstate *ws, struct sess *s, const uint8_t *p, si
 	ws->resolved++;
 	atomic_fetch_add_explicit(&ws->w->n_connected, 1, memory_order_relaxed);
 	hist_record(&ws->w->connect_h, ws->now - s->t_conn);
+	if (ws->r->handshakes) {
+		int32_t xid = next_xid(s);
+		zkp_close(&s->out, xid);
+		push(s, xid, K_CLOSE, ws->now, false, 0);
+		s->state = S_CLOSING;
+		mark_dirty(ws, s);
+	}
 }
 
 static void on_reply(struct wstate *ws, struct sess *s, const uint8_t *p, size_t len)
@@ -337,8 +392,7 @@ static void on_reply(struct wstate *ws, struct sess *s, const uint8_t *p, size_t
 	}
 	struct pend pe = s->q[s->qh++ & s->qmask];
 	if (pe.kind == K_CLOSE) {
-		close(s->fd);
-		s->fd = -1;
+		sess_close_fd(s, true);
 		s->state = S_DONE;
 		return;
 	}
@@ -371,7 +425,9 @@ static void on_reply(struct wstate *ws, struct sess *s, const uint8_t *p, size_t
 
 static void on_readable(struct wstate *ws, struct sess *s)
 {
-	for (int round = 0; round < 8; round++) {
+	/* TLS: read until SSL_read wants the socket (see the top); a session's
+	 * replies are bounded by its depth, so this ends. */
+	for (int round = 0; round < 8 || s->ssl; round++) {
 		if (s->in_cap - s->in_len < 512) {
 			uint32_t cap = s->in_cap ? s->in_cap * 2 : 1024;
 			if (s->in_cap && cap < IN_READ_CAP && s->state >= S_READY)
@@ -391,7 +447,33 @@ static void on_readable(struct wstate *ws, struct sess *s)
 			s->in_cap = cap;
 		}
 		size_t room = s->in_cap - s->in_len;
-		ssize_t k = recv(s->fd, s->in + s->in_len, room, MSG_DONTWAIT);
+		ssize_t k;
+		if (s->ssl) {
+			size_t got;
+			int rc = SSL_read_ex(s->ssl, s->in + s->in_len, room, &got);
+			if (rc != 1) {
+				int e = SSL_get_error(s->ssl, rc);
+				if (e == SSL_ERROR_WANT_READ)
+					return;
+				if (e == SSL_ERROR_WANT_WRITE) {
+					/* (a TLS 1.3 key update's answer backed up) */
+					if (!s->want_out)
+						epoll_events(ws, s, true);
+					return;
+				}
+				if (e == SSL_ERROR_ZERO_RETURN) {
+					sess_fail(ws, s, "connection closed by the server (TLS close_notify)");
+					return;
+				}
+				char m[200];
+				zkp_tls_error(m, sizeof m, e);
+				sess_fail(ws, s, m);
+				return;
+			}
+			k = (ssize_t)got;
+			goto got_bytes;
+		}
+		k = recv(s->fd, s->in + s->in_len, room, MSG_DONTWAIT);
 		if (k == 0) {
 			sess_fail(ws, s, "connection closed by the server");
 			return;
@@ -404,6 +486,7 @@ static void on_readable(struct wstate *ws, struct sess *s)
 			sess_fail(ws, s, strerror(errno));
 			return;
 		}
+got_bytes:
 		s->in_len += (uint32_t)k;
 		ws->now = mono_ns();
 		uint32_t off = 0;
@@ -439,9 +522,38 @@ static void on_readable(struct wstate *ws, struct sess *s)
 			s->in_len -= off;
 		}
 		fill(ws, s);
-		if ((size_t)k < room)
+		if ((size_t)k < room && !s->ssl)
 			return;     /* the socket is drained */
 	}
+}
+
+/* One step of a non-blocking TLS handshake; when it is done, the connect
+ * request (already in the output buffer) goes out. */
+static void tls_step(struct wstate *ws, struct sess *s)
+{
+	int rc = SSL_do_handshake(s->ssl);
+	if (rc == 1) {
+		hist_record(&ws->w->tls_h, ws->now - s->t_conn);
+		if (!ws->w->tls_desc[0])
+			zkp_tls_describe(s->ssl, ws->w->tls_desc, sizeof ws->w->tls_desc);
+		s->state = S_HANDSHAKE;
+		sess_flush(ws, s);
+		return;
+	}
+	int e = SSL_get_error(s->ssl, rc);
+	if (e == SSL_ERROR_WANT_READ) {
+		if (s->want_out)
+			epoll_events(ws, s, false);
+		return;
+	}
+	if (e == SSL_ERROR_WANT_WRITE) {
+		if (!s->want_out)
+			epoll_events(ws, s, true);
+		return;
+	}
+	char m[200];
+	zkp_tls_error(m, sizeof m, e);
+	sess_fail(ws, s, m);
 }
 
 static void on_event(struct wstate *ws, struct sess *s, uint32_t ev)
@@ -457,8 +569,17 @@ static void on_event(struct wstate *ws, struct sess *s, uint32_t ev)
 		}
 		if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
 			return;
+		if (s->ssl) {
+			s->state = S_TLS;
+			tls_step(ws, s);
+			return;
+		}
 		s->state = S_HANDSHAKE;
 		sess_flush(ws, s);
+		return;
+	}
+	if (s->state == S_TLS) {
+		tls_step(ws, s);
 		return;
 	}
 	if (ev & EPOLLIN)
@@ -469,8 +590,11 @@ static void on_event(struct wstate *ws, struct sess *s, uint32_t ev)
 		sess_fail(ws, s, "socket error or hang-up");
 		return;
 	}
-	if (ev & EPOLLOUT)
+	if (ev & EPOLLOUT) {
 		sess_flush(ws, s);
+		if (s->ssl && s->state != S_FAILED && s->state != S_DONE)
+			on_readable(ws, s);     /* a read that waited for the socket to drain */
+	}
 }
 
 static void start_connect(struct wstate *ws, struct sess *s)
@@ -504,6 +628,10 @@ static void start_connect(struct wstate *ws, struct sess *s)
 		sess_fail(ws, s, strerror(errno));
 		return;
 	}
+	if (c->tls && !(s->ssl = zkp_tls_new(c->tls, s->fd, dst))) {
+		sess_fail(ws, s, "cannot make an SSL object");
+		return;
+	}
 	zkp_connect_req(&s->out, c->session_timeout_ms);
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.ptr = s };
 	if (epoll_ctl(ws->ep, EPOLL_CTL_ADD, s->fd, &ev) != 0) {
@@ -532,7 +660,8 @@ static void connect_timeouts(struct wstate *ws)
 	uint64_t limit = (uint64_t)(ws->c->connect_timeout_s * 1e9);
 	for (int i = 0; i < ws->n; i++) {
 		struct sess *s = &ws->s[i];
-		if ((s->state == S_CONNECTING || s->state == S_HANDSHAKE) && ws->now - s->t_conn > limit)
+		if ((s->state == S_CONNECTING || s->state == S_TLS || s->state == S_HANDSHAKE) &&
+		    ws->now - s->t_conn > limit)
 			sess_fail(ws, s, "timed out");
 	}
 }
@@ -577,6 +706,43 @@ static void connect_all(struct wstate *ws)
 		if (ws->now >= next_scan) {
 			connect_timeouts(ws);
 			ping_scan(ws);
+			flush_dirty(ws);
+			next_scan = ws->now + 100000000u;
+		}
+	}
+	atomic_store_explicit(&ws->w->connect_done, true, memory_order_release);
+}
+
+/* Handshake mode: every slot connects, opens a session, closes it and starts
+ * over, until this worker's quota of connections is made. */
+static void handshake_loop(struct wstate *ws)
+{
+	int quota = ws->w->quota, started = 0;
+	uint64_t next_scan = 0;
+	while (phase(ws) == PH_CONNECT) {
+		int active = 0;
+		for (int i = 0; i < ws->n; i++) {
+			struct sess *s = &ws->s[i];
+			if (s->state == S_IDLE || s->state == S_DONE || s->state == S_FAILED) {
+				if (started >= quota)
+					continue;
+				s->in_len = 0;
+				s->out.len = 0;
+				s->out_off = 0;
+				s->qh = s->qt = 0;
+				s->inflight = 0;
+				s->xid = 1;
+				s->want_out = false;
+				started++;
+				start_connect(ws, s);
+			}
+			active += s->state != S_DONE && s->state != S_FAILED && s->state != S_IDLE;
+		}
+		if (!active && started >= quota)
+			break;
+		poll_once(ws, 10000000u);
+		if (ws->now >= next_scan) {
+			connect_timeouts(ws);
 			flush_dirty(ws);
 			next_scan = ws->now + 100000000u;
 		}
@@ -719,7 +885,7 @@ static void close_all(struct wstate *ws)
 			push(s, xid, K_CLOSE, ws->now, false, 0);
 			s->state = S_CLOSING;
 			mark_dirty(ws, s);
-		} else if (s->state == S_CONNECTING || s->state == S_HANDSHAKE) {
+		} else if (s->state == S_CONNECTING || s->state == S_TLS || s->state == S_HANDSHAKE) {
 			sess_fail(ws, s, "still connecting at close");
 		}
 	}
@@ -743,7 +909,10 @@ static void *worker_main(void *arg)
 	snprintf(name, sizeof name, "zkbench-%d", w->id);
 	pthread_setname_np(pthread_self(), name);
 
-	connect_all(ws);
+	if (ws->r->handshakes)
+		handshake_loop(ws);
+	else
+		connect_all(ws);
 	idle_while(ws, PH_CONNECT);
 	if (phase(ws) == PH_RUN)
 		run_load(ws);
@@ -753,12 +922,8 @@ static void *worker_main(void *arg)
 		close_all(ws);
 	while (phase(ws) < PH_EXIT)
 		idle_while(ws, phase(ws));
-	for (int i = 0; i < ws->n; i++) {
-		struct sess *s = &ws->s[i];
-		if (s->fd >= 0)
-			close(s->fd);
-		s->fd = -1;
-	}
+	for (int i = 0; i < ws->n; i++)
+		sess_close_fd(&ws->s[i], false);
 	atomic_store_explicit(&w->closed, true, memory_order_release);
 	return NULL;
 }
@@ -802,7 +967,7 @@ static struct wstate *make_state(struct run *r, struct worker *w)
 	snprintf(ws->churn, sizeof ws->churn, "%s/churn", c->root);
 	snprintf(ws->eph, sizeof ws->eph, "%s/eph/e-", c->root);
 	snprintf(ws->cdir, sizeof ws->cdir, "%s/c", c->root);
-	if (!r->storm && (c->mix[OP_CREATE] || c->mix[OP_EPHSEQ]))
+	if (!r->storm && !r->handshakes && (c->mix[OP_CREATE] || c->mix[OP_EPHSEQ]))
 		ws->fu_cap = (uint32_t)c->depth + 1;
 	uint32_t qcap = 4;
 	while (qcap < (uint32_t)c->depth + 4)
@@ -835,6 +1000,7 @@ int engine_start(struct run *r)
 		for (int k = 0; k < OP_N; k++)
 			hist_init(&w->h[k]);
 		hist_init(&w->connect_h);
+		hist_init(&w->tls_h);
 		struct wstate *ws = make_state(r, w);
 		if (!ws) {
 			snprintf(w->errmsg, sizeof w->errmsg, "out of memory for %d sessions", w->nsess);

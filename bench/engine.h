@@ -60,6 +60,9 @@ struct bench_cfg {
 	double hold_s;                  /* storm: keep sessions open this long */
 	double connect_timeout_s;
 	int src_addrs;                  /* spread client sockets over 127.0.0.1..N */
+	struct ssl_ctx_st *tls;         /* TLS client context; NULL = plain TCP */
+	int handshakes;                 /* >0: handshake mode, this many connections in
+					 * all, `sessions` of them at a time */
 };
 
 enum phase { PH_CONNECT, PH_RUN, PH_HOLD, PH_CLOSE, PH_EXIT };
@@ -73,6 +76,7 @@ struct run {
 	int mix_cum[OP_N_MIX];
 	int mix_total;
 	bool storm;
+	bool handshakes;                /* connect, session, closeSession, again */
 	/* Written by main before it publishes PH_RUN with a release store. */
 	uint64_t t0, t_ms, t_me, t_drain_end;
 	_Atomic int phase;
@@ -91,6 +95,9 @@ struct worker {
 	int first_err, first_err_op;    /* first server error code seen (0 = none) */
 	uint64_t timeouts;              /* due in the window, unanswered at drain end */
 	struct hist connect_h;          /* storm: connect()-to-session latency */
+	struct hist tls_h;              /* TLS: connect()-to-handshake-done latency */
+	char tls_desc[96];              /* protocol, cipher, group of the first one */
+	int quota;                      /* handshake mode: connections to make */
 	uint64_t lost;                  /* sessions the server closed under us */
 	char errmsg[200];
 	/* progress, read by main while running */

@@ -7,6 +7,11 @@
  *   zkbench --connect-storm N          open N sessions as fast as possible
  *   zkbench --write-probe              retry one write until it succeeds
  *                                      (the failover timer's client)
+ *   zkbench --handshakes N             N connections, -c at a time, each a
+ *                                      whole session (connect, [TLS], session,
+ *                                      closeSession); connections per second
+ *   --tls [--tls-ca F --tls-cert F --tls-key F] [--tls12]   any of the above
+ *                                      over TLS (1.3 unless --tls12)
  *
  * Design: this file is the command line, the node setup and teardown (with
  * the blocking client of zkproto.c), the main thread's clock (it publishes
@@ -36,6 +41,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
 #include "engine.h"
 #include "procstat.h"
 #include "writeprobe.h"
@@ -48,6 +55,8 @@ struct opts {
 	const char *label;
 	const char *mix_spec;
 	struct probe_opts probe;
+	bool tls;
+	struct zkp_tls_opts tls_o;
 };
 
 static void usage(FILE *f)
@@ -82,6 +91,15 @@ static void usage(FILE *f)
 "      --label NAME         a name carried into the JSON\n"
 "      --no-progress        no live line (it is shown only on a terminal anyway)\n"
 "      --no-cleanup         leave the bench nodes in place\n"
+"      --handshakes N       N connections in all, -c of them at a time: each connects,\n"
+"                           (TLS handshake,) opens a session and closes it again;\n"
+"                           reports connections/s and connect-to-session percentiles\n"
+"      --tls                TLS to the server (TLS 1.3; no session resumption)\n"
+"      --tls12              TLS 1.2 instead of 1.3\n"
+"      --tls-ca FILE        verify the server against these CAs (PEM; and its address\n"
+"                           against the certificate's names); without it: no check\n"
+"      --tls-cert FILE      client certificate chain (PEM); --tls-key FILE its key\n"
+"                           (one file may hold both, as conf/tls/client.pem does)\n"
 "      --write-probe        retry creating an ephemeral-sequential node on every\n"
 "                           --server at once until one succeeds (failover timer)\n"
 "      --probe-timeout S    (default 60)   --probe-attempt-ms MS (default 1000)\n"
@@ -144,7 +162,8 @@ static int parse_mix(const char *spec, int mix[OP_N_MIX])
 static void parse_args(int argc, char **argv, struct opts *o)
 {
 	enum { O_CHILDREN = 1000, O_ROOT, O_STO, O_DRAIN, O_STORM, O_CONC, O_CTO, O_HOLD, O_SRC,
-	       O_PID, O_JSON, O_LABEL, O_NOPROG, O_NOCLEAN, O_PROBE, O_PTO, O_PATT, O_SINCE, O_STDIN };
+	       O_PID, O_JSON, O_LABEL, O_NOPROG, O_NOCLEAN, O_PROBE, O_PTO, O_PATT, O_SINCE, O_STDIN,
+	       O_HS, O_TLS, O_TLS12, O_TLSCA, O_TLSCERT, O_TLSKEY };
 	static const struct option lo[] = {
 		{ "server", 1, 0, 's' }, { "sessions", 1, 0, 'c' }, { "threads", 1, 0, 't' },
 		{ "depth", 1, 0, 'd' }, { "duration", 1, 0, 'D' }, { "warmup", 1, 0, 'w' },
@@ -158,6 +177,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "no-cleanup", 0, 0, O_NOCLEAN }, { "write-probe", 0, 0, O_PROBE },
 		{ "probe-timeout", 1, 0, O_PTO }, { "probe-attempt-ms", 1, 0, O_PATT },
 		{ "since-ns", 1, 0, O_SINCE }, { "wait-stdin", 0, 0, O_STDIN },
+		{ "handshakes", 1, 0, O_HS }, { "tls", 0, 0, O_TLS }, { "tls12", 0, 0, O_TLS12 },
+		{ "tls-ca", 1, 0, O_TLSCA }, { "tls-cert", 1, 0, O_TLSCERT }, { "tls-key", 1, 0, O_TLSKEY },
 		{ "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
 	};
 	struct bench_cfg *c = &o->c;
@@ -219,6 +240,12 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case O_PATT: o->probe.attempt_ms = (int)num_arg("probe-attempt-ms", optarg, 1, 600000); break;
 		case O_SINCE: o->probe.since_ns = strtoull(optarg, NULL, 10); break;
 		case O_STDIN: o->probe.wait_stdin = true; break;
+		case O_HS: c->handshakes = (int)num_arg("handshakes", optarg, 1, 100000000); break;
+		case O_TLS: o->tls = true; break;
+		case O_TLS12: o->tls = o->tls_o.tls12 = true; break;
+		case O_TLSCA: o->tls = true; o->tls_o.ca = optarg; break;
+		case O_TLSCERT: o->tls = true; o->tls_o.cert = optarg; break;
+		case O_TLSKEY: o->tls = true; o->tls_o.key = optarg; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}
@@ -235,6 +262,22 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	}
 	if (parse_mix(o->mix_spec, c->mix) != 0)
 		exit(2);
+	if (c->connect_storm && c->handshakes) {
+		fprintf(stderr, "zkbench: --connect-storm and --handshakes are two different modes\n");
+		exit(2);
+	}
+	if (o->tls && o->write_probe) {
+		fprintf(stderr, "zkbench: --write-probe does not speak TLS\n");
+		exit(2);
+	}
+	if (o->tls) {
+		c->tls = zkp_tls_ctx(&o->tls_o, err, sizeof err);
+		if (!c->tls) {
+			fprintf(stderr, "zkbench: %s\n", err);
+			exit(2);
+		}
+		zkp_tls = c->tls;
+	}
 	if (c->connect_storm)
 		c->sessions = c->connect_storm;
 	c->threads = threads ? threads : (c->sessions < 2 ? 1 : 2);
@@ -677,6 +720,16 @@ static void finish(struct run *r)
 	engine_join(r);
 }
 
+/* The negotiated protocol, cipher and group, as the first TLS connection
+ * saw them ("" when plain). */
+static const char *tls_desc(const struct run *r)
+{
+	for (int i = 0; i < r->nw; i++)
+		if (r->w[i].tls_desc[0])
+			return r->w[i].tls_desc;
+	return r->cfg->tls ? "?" : "";
+}
+
 static int run_storm(struct opts *o, struct run *r)
 {
 	const struct bench_cfg *c = &o->c;
@@ -720,6 +773,10 @@ static int run_storm(struct opts *o, struct run *r)
 		json_str(stdout, o->label ? o->label : "");
 		printf(", \"servers\": ");
 		json_servers(stdout, c);
+		if (c->tls) {
+			printf(", \"tls\": ");
+			json_str(stdout, tls_desc(r));
+		}
 		printf(", \"sessions\": %d, \"threads\": %d, \"concurrency\": %d, \"connected\": %d, "
 		       "\"failed\": %d, \"lost\": %" PRIu64 ", \"total_s\": %.3f, \"connects_per_s\": %.1f, "
 		       "\"close_s\": %.3f, \"connect_us\": ",
@@ -760,6 +817,99 @@ static int run_storm(struct opts *o, struct run *r)
 			       o->server_pid, before.rss_kb, after.rss_kb,
 			       ok ? (double)(after.rss_kb - before.rss_kb) * 1024.0 / ok : 0,
 			       after.cpu_s - before.cpu_s);
+		if (failed)
+			print_errors(r);
+	}
+	return failed || !all ? 1 : 0;
+}
+
+/* --handshakes N: N connections, `sessions` at a time, each connect, TLS
+ * handshake (with --tls), connect request -> session, closeSession -> reply,
+ * close. Rate = connections that got a session / elapsed time. */
+static int run_handshakes(struct opts *o, struct run *r)
+{
+	const struct bench_cfg *c = &o->c;
+	struct proc_sample before = { 0 }, after = { 0 };
+	for (int i = 0; i < r->nw; i++)
+		r->w[i].quota = (int)((long)c->handshakes * (i + 1) / r->nw) -
+				(int)((long)c->handshakes * i / r->nw);
+	if (o->server_pid)
+		proc_sample(o->server_pid, &before);
+	double cpu0 = client_cpu_s();
+	uint64_t t0 = mono_ns();
+	if (engine_start(r) != 0) {
+		print_errors(r);
+		return 1;
+	}
+	bool all = wait_flag(r, offsetof(struct worker, connect_done), 86400, o->progress, "handshakes");
+	uint64_t t1 = mono_ns();
+	if (o->server_pid)
+		proc_sample(o->server_pid, &after);
+	double cpu1 = client_cpu_s();
+	if (o->progress)
+		printf("\r%60s\r", "");
+	finish(r);
+
+	struct hist h, th;
+	hist_init(&h);
+	hist_init(&th);
+	for (int i = 0; i < r->nw; i++) {
+		hist_add(&h, &r->w[i].connect_h);
+		hist_add(&th, &r->w[i].tls_h);
+	}
+	int ok = (int)h.count, failed = c->handshakes - ok;
+	double secs = (double)(t1 - t0) / 1e9, rate = secs > 0 ? ok / secs : 0;
+	if (o->json) {
+		printf("{\"tool\": \"zkbench\", \"mode\": \"handshakes\", \"label\": ");
+		json_str(stdout, o->label ? o->label : "");
+		printf(", \"servers\": ");
+		json_servers(stdout, c);
+		printf(", \"tls\": ");
+		if (c->tls)
+			json_str(stdout, tls_desc(r));
+		else
+			printf("null");
+		printf(", \"connections\": %d, \"concurrency\": %d, \"threads\": %d, \"ok\": %d, "
+		       "\"failed\": %d, \"total_s\": %.3f, \"per_s\": %.1f, \"connect_us\": ",
+		       c->handshakes, c->sessions, c->threads, ok, failed, secs, rate);
+		json_lat(stdout, &h);
+		printf(", \"tls_us\": ");
+		if (c->tls)
+			json_lat(stdout, &th);
+		else
+			printf("null");
+		printf(", \"client_cpu_s\": %.3f, \"server\": ", cpu1 - cpu0);
+		json_server_stats(stdout, o->server_pid, &before, &after, (uint64_t)ok, secs);
+		if (!all || failed) {
+			char m[256] = "";
+			for (int i = 0; i < r->nw && !m[0]; i++)
+				snprintf(m, sizeof m, "%s", r->w[i].errmsg);
+			printf(", \"error\": ");
+			json_str(stdout, m[0] ? m : "not every connection got a session");
+		}
+		printf("}\n");
+	} else {
+		char v[5][32];
+		printf("%d connections (%d at a time, %d thread%s)%s%s: %d sessions, %d failed in %.3f s "
+		       "(%.0f connections/s)\n", c->handshakes, c->sessions, c->threads,
+		       c->threads == 1 ? "" : "s", c->tls ? ", TLS " : ", plain TCP", tls_desc(r), ok,
+		       failed, secs, rate);
+		for (int k = 0; k < 2; k++) {
+			const struct hist *x = k ? &th : &h;
+			if (k && !c->tls)
+				break;
+			for (int i = 0; i < 4; i++)
+				fmt_lat(v[i], sizeof v[i], hist_percentile(x, pcts[i]));
+			fmt_lat(v[4], sizeof v[4], x->max);
+			printf("  %-22s p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n",
+			       k ? "connect -> TLS done" : "connect -> session", v[0], v[1], v[2], v[3], v[4]);
+		}
+		if (o->server_pid && before.ok && after.ok)
+			printf("  server pid %d: CPU %.2f s (%.0f%% of a core), %.1f us per connection\n",
+			       o->server_pid, after.cpu_s - before.cpu_s,
+			       (after.cpu_s - before.cpu_s) * 100 / secs,
+			       ok ? (after.cpu_s - before.cpu_s) * 1e6 / ok : 0);
+		printf("  client CPU %.2f s\n", cpu1 - cpu0);
 		if (failed)
 			print_errors(r);
 	}
@@ -877,8 +1027,13 @@ static int run_load_mode(struct opts *o, struct run *r)
 		printf(", \"sessions\": %d, \"threads\": %d, \"depth\": %d, \"rate\": %.0f, \"mix\": ",
 		       c->sessions, c->threads, c->depth, c->rate);
 		json_str(stdout, o->mix_spec);
-		printf(", \"value_size\": %d, \"keys\": %d, \"duration_s\": %.3f, \"warmup_s\": %.3f}",
+		printf(", \"value_size\": %d, \"keys\": %d, \"duration_s\": %.3f, \"warmup_s\": %.3f",
 		       c->value_size, c->keys, c->duration_s, c->warmup_s);
+		if (c->tls) {
+			printf(", \"tls\": ");
+			json_str(stdout, tls_desc(r));
+		}
+		printf("}");
 		printf(", \"ops\": %" PRIu64 ", \"throughput\": %.1f, \"errors\": %" PRIu64
 		       ", \"timeouts\": %" PRIu64 ", \"lost_sessions\": %" PRIu64 ", \"latency_us\": ",
 		       total, tput, total_err, timeouts, lost);
@@ -913,6 +1068,8 @@ static int run_load_mode(struct opts *o, struct run *r)
 		       o->mix_spec, c->value_size, c->keys, c->duration_s, c->warmup_s);
 		if (c->rate > 0)
 			printf("target rate %g ops/s; latency counted from each op's due time\n", c->rate);
+		if (c->tls)
+			printf("TLS: %s\n", tls_desc(r));
 		printf("%-9s %10s %11s %7s %9s %9s %9s %9s %9s\n", "op", "count", "ops/s", "errors",
 		       "p50", "p90", "p99", "p99.9", "max");
 		for (int k = 0; k <= OP_N; k++) {
@@ -959,7 +1116,7 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 
-	struct run r = { .cfg = c, .storm = c->connect_storm > 0 };
+	struct run r = { .cfg = c, .storm = c->connect_storm > 0, .handshakes = c->handshakes > 0 };
 	int cum = 0;
 	for (int i = 0; i < OP_N_MIX; i++) {
 		cum += c->mix[i];
@@ -969,7 +1126,7 @@ int main(int argc, char **argv)
 	char **keys = NULL;
 	uint8_t *value = NULL;
 	int rc = 1;
-	if (!r.storm) {
+	if (!r.storm && !r.handshakes) {
 		keys = calloc((size_t)c->keys, sizeof *keys);
 		value = malloc((size_t)c->value_size + 1);
 		if (!keys || !value) {
@@ -1005,8 +1162,8 @@ int main(int argc, char **argv)
 		r.w[i].first_sess = (int)((long)c->sessions * i / r.nw);
 		r.w[i].nsess = (int)((long)c->sessions * (i + 1) / r.nw) - r.w[i].first_sess;
 	}
-	rc = r.storm ? run_storm(&o, &r) : run_load_mode(&o, &r);
-	if (!r.storm && o.cleanup)
+	rc = r.handshakes ? run_handshakes(&o, &r) : r.storm ? run_storm(&o, &r) : run_load_mode(&o, &r);
+	if (!r.storm && !r.handshakes && o.cleanup)
 		teardown_nodes(c);
 out:
 	free(r.w);
@@ -1015,5 +1172,7 @@ out:
 			free(keys[i]);
 	free(keys);
 	free(value);
+	if (c->tls)
+		SSL_CTX_free(c->tls);
 	return rc;
 }

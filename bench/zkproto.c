@@ -6,6 +6,8 @@
  * output buffer with no intermediate copy. The blocking client sets
  * SO_RCVTIMEO/SO_SNDTIMEO once, so no call in the setup or teardown path can
  * hang a run: a server that stops answering turns into an error message.
+ * With --tls the blocking client runs TLS over the same blocking socket
+ * (SSL_read/SSL_write obey the same timeouts).
  */
 #include "zkproto.h"
 
@@ -18,6 +20,11 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/objects.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 static size_t frame_begin(struct jute_writer *w)
 {
@@ -183,11 +190,108 @@ int zkp_parse_addrs(const char *spec, struct sockaddr_in *out, int max, char *er
 	return n ? n : -1;
 }
 
+/* ---- TLS ------------------------------------------------------------------ */
+
+struct ssl_ctx_st *zkp_tls;
+
+void zkp_tls_error(char *buf, size_t n, int ssl_err)
+{
+	unsigned long e = ERR_get_error();
+	if (e)
+		ERR_error_string_n(e, buf, n);
+	else if (ssl_err == SSL_ERROR_SYSCALL && errno)
+		snprintf(buf, n, "%s", strerror(errno));
+	else if (ssl_err == SSL_ERROR_SYSCALL || ssl_err == SSL_ERROR_ZERO_RETURN)
+		snprintf(buf, n, "connection closed during TLS");
+	else
+		snprintf(buf, n, "TLS error %d", ssl_err);
+	ERR_clear_error();
+}
+
+struct ssl_ctx_st *zkp_tls_ctx(const struct zkp_tls_opts *o, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx) {
+		zkp_tls_error(err, errlen, 0);
+		return NULL;
+	}
+	int v = o->tls12 ? TLS1_2_VERSION : TLS1_3_VERSION;
+	SSL_CTX_set_min_proto_version(ctx, v);
+	SSL_CTX_set_max_proto_version(ctx, v);
+	/* Every connection a full handshake: what a client that does not keep
+	 * sessions (as ZooKeeper's Java and C clients do not) costs a server. */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	/* Appending requests may move the output buffer between a write that
+	 * would block and its retry; partial writes keep the retry simple. */
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_read_ahead(ctx, 1);
+	if (o->ca) {
+		if (SSL_CTX_load_verify_locations(ctx, o->ca, NULL) != 1) {
+			char e[200];
+			zkp_tls_error(e, sizeof e, 0);
+			snprintf(err, errlen, "--tls-ca %s: %s", o->ca, e);
+			goto fail;
+		}
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	}
+	if (o->cert || o->key) {
+		const char *cert = o->cert ? o->cert : o->key, *key = o->key ? o->key : o->cert;
+		if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+		    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+		    SSL_CTX_check_private_key(ctx) != 1) {
+			char e[200];
+			zkp_tls_error(e, sizeof e, 0);
+			snprintf(err, errlen, "--tls-cert %s / --tls-key %s: %s", cert, key, e);
+			goto fail;
+		}
+	}
+	return ctx;
+fail:
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+struct ssl_st *zkp_tls_new(struct ssl_ctx_st *ctx, int fd, const struct sockaddr_in *dst)
+{
+	SSL *ssl = SSL_new(ctx);
+	if (!ssl)
+		return NULL;
+	if (SSL_set_fd(ssl, fd) != 1) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	if (SSL_CTX_get_verify_mode(ctx) & SSL_VERIFY_PEER) {
+		char a[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &dst->sin_addr, a, sizeof a);
+		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), a);
+	}
+	SSL_set_connect_state(ssl);
+	return ssl;
+}
+
+void zkp_tls_describe(struct ssl_st *ssl, char *buf, size_t n)
+{
+	int g = SSL_get_negotiated_group(ssl);
+	const char *gn = g ? OBJ_nid2sn(g & ~TLSEXT_nid_unknown) : NULL;
+	snprintf(buf, n, "%s %s%s%s", SSL_get_version(ssl), SSL_get_cipher_name(ssl),
+		 gn ? " " : "", gn ? gn : "");
+}
+
 /* ---- the blocking client ------------------------------------------------ */
 
-static int send_all(int fd, const uint8_t *p, size_t len)
+static int send_all(struct zkp_sync *s, const uint8_t *p, size_t len)
 {
+	int fd = s->fd;
 	while (len > 0) {
+		if (s->ssl) {
+			size_t k;
+			if (SSL_write_ex(s->ssl, p, len, &k) != 1)
+				return -1;
+			p += k;
+			len -= k;
+			continue;
+		}
 		ssize_t k = send(fd, p, len, MSG_NOSIGNAL);
 		if (k < 0) {
 			if (errno == EINTR)
@@ -219,6 +323,13 @@ static int fill(struct zkp_sync *s, size_t need)
 		s->in_cap = cap;
 	}
 	while (s->in_len < need) {
+		if (s->ssl) {
+			size_t k;
+			if (SSL_read_ex(s->ssl, s->in + s->in_len, s->in_cap - s->in_len, &k) != 1)
+				return -1;
+			s->in_len += k;
+			continue;
+		}
 		ssize_t k = recv(s->fd, s->in + s->in_len, s->in_cap - s->in_len, 0);
 		if (k < 0 && errno == EINTR)
 			continue;
@@ -265,10 +376,20 @@ int zkp_sync_open(struct zkp_sync *s, const struct sockaddr_in *dst, int32_t ses
 		snprintf(err, errlen, "connect %s:%d: %s", addr, ntohs(dst->sin_port), strerror(errno));
 		goto fail;
 	}
+	if (zkp_tls) {
+		s->ssl = zkp_tls_new(zkp_tls, s->fd, dst);
+		int rc = s->ssl ? SSL_connect(s->ssl) : -1;
+		if (rc != 1) {
+			char e[200];
+			zkp_tls_error(e, sizeof e, s->ssl ? SSL_get_error(s->ssl, rc) : 0);
+			snprintf(err, errlen, "%s:%d: TLS handshake: %s", addr, ntohs(dst->sin_port), e);
+			goto fail;
+		}
+	}
 	struct jute_writer w;
 	jute_writer_init(&w, 128);
 	zkp_connect_req(&w, session_timeout_ms);
-	int rc = send_all(s->fd, w.buf, w.len);
+	int rc = send_all(s, w.buf, w.len);
 	jute_writer_free(&w);
 	const uint8_t *p;
 	size_t len;
@@ -289,6 +410,8 @@ int zkp_sync_open(struct zkp_sync *s, const struct sockaddr_in *dst, int32_t ses
 	s->xid = 1;
 	return 0;
 fail:
+	SSL_free(s->ssl);
+	s->ssl = NULL;
 	close(s->fd);
 	s->fd = -1;
 	free(s->in);
@@ -298,7 +421,7 @@ fail:
 
 int zkp_sync_send(struct zkp_sync *s, struct jute_writer *w)
 {
-	int rc = w->err ? -1 : send_all(s->fd, w->buf, w->len);
+	int rc = w->err ? -1 : send_all(s, w->buf, w->len);
 	w->len = 0;
 	return rc;
 }
@@ -339,6 +462,11 @@ void zkp_sync_close(struct zkp_sync *s)
 		(void)zkp_sync_recv(s, &r);
 	}
 	jute_writer_free(&w);
+	if (s->ssl) {
+		SSL_shutdown(s->ssl);
+		SSL_free(s->ssl);
+		s->ssl = NULL;
+	}
 	close(s->fd);
 	s->fd = -1;
 	free(s->in);

@@ -17,6 +17,7 @@
 #define ZKBENCH_ZKPROTO_H
 
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,6 +48,29 @@ void zkp_multi_cds(struct jute_writer *w, int32_t xid, const char *tmp, const ch
  * the number parsed, or -1 with a message in err. */
 int zkp_parse_addrs(const char *spec, struct sockaddr_in *out, int max, char *err, size_t errlen);
 
+/* ---- TLS (OpenSSL; zkbench --tls) -------------------------------------------
+ * One client SSL_CTX for the whole run. TLS 1.3 only unless tls12 (then
+ * TLS 1.2 only), so a run measures exactly one protocol version. With a CA
+ * the server's certificate is verified, and its name checked against the
+ * address connected to (the certificates of conf/tls-certs.sh name
+ * 127.0.0.1); a client certificate is presented when cert and key are set.
+ * No session resumption: every connection is a full handshake. */
+struct ssl_ctx_st;
+struct ssl_st;
+struct zkp_tls_opts {
+	const char *ca, *cert, *key;
+	bool tls12;
+};
+struct ssl_ctx_st *zkp_tls_ctx(const struct zkp_tls_opts *o, char *err, size_t errlen);
+/* A client SSL on a connected (or connecting) fd, in connect state. */
+struct ssl_st *zkp_tls_new(struct ssl_ctx_st *ctx, int fd, const struct sockaddr_in *dst);
+/* "TLSv1.3 TLS_AES_256_GCM_SHA384 X25519" of an established connection. */
+void zkp_tls_describe(struct ssl_st *ssl, char *buf, size_t n);
+/* The reason of the last OpenSSL failure on this thread (and clears it). */
+void zkp_tls_error(char *buf, size_t n, int ssl_err);
+/* The context the blocking client uses (NULL = plain TCP). */
+extern struct ssl_ctx_st *zkp_tls;
+
 /* A reply frame as received: header plus a reader positioned on the body
  * (a view into the connection's buffer, valid until the next receive). */
 struct zkp_reply {
@@ -57,6 +81,7 @@ struct zkp_reply {
 /* Blocking client with timeouts on every call. */
 struct zkp_sync {
 	int fd;
+	struct ssl_st *ssl;         /* when zkp_tls is set */
 	int32_t xid;
 	int64_t session_id;
 	int32_t timeout_ms;         /* negotiated session timeout */

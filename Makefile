@@ -78,15 +78,19 @@ $(BUILD)/unit_tests: $(UNIT_OBJ) $(BUILD)/libzkd.a
 $(BUILD)/zkc_test: tests/integration/zkc_test.c
 	$(CC) $(CFLAGS) -Wno-deprecated-declarations -o $@ $< -lzookeeper_mt -pthread
 
+# the election alone, for the FLE interop test against real ZooKeeper servers
+$(BUILD)/fle_probe: tests/integration/fle_probe.c $(BUILD)/libzkd.a
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libzkd.a $(LDLIBS)
+
 run: deps all
 	$(BUILD)/zkd conf/zoo.cfg
 
 unit: $(BUILD)/unit_tests
 	$(BUILD)/unit_tests --jobs 2
 
-integration: $(BUILD)/zkd $(BUILD)/zkd-dump $(BUILD)/zkc_test
+integration: $(BUILD)/zkd $(BUILD)/zkd-dump $(BUILD)/zkc_test $(BUILD)/fle_probe
 	/usr/bin/python3 tests/integration/test_storage_interop.py
-	ZKD=$(BUILD)/zkd ZKC_TEST=$(BUILD)/zkc_test bash tests/integration/run.sh
+	ZKD=$(BUILD)/zkd ZKC_TEST=$(BUILD)/zkc_test FLE_PROBE=$(abspath $(BUILD)/fle_probe) bash tests/integration/run.sh
 
 test: deps
 	$(MAKE) unit integration fuzz-regress

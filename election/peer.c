@@ -412,6 +412,34 @@ static void *peer_main(void *arg)
 	return NULL;
 }
 
+/* A learner killed after its sync's txns reached the log but before
+ * currentEpoch moved on (NEWLEADER) leaves txns of an epoch newer than
+ * currentEpoch. ZooKeeper refuses to start then; but this server never
+ * acknowledged any of them (its ACKs wait for the NEWLEADER ACK, which
+ * follows the epoch write), so no quorum counted on them: they are cut back
+ * and the next leader syncs the member again. Only epochs up to
+ * acceptedEpoch qualify; anything else is left for datadir_load_epochs to
+ * refuse. */
+static int drop_unacked_epochs(struct zab_env *env)
+{
+	struct zk_state *st = env->st;
+	char err[512];
+	int64_t cur, acc;
+	int64_t last = atomic_load(&st->last_applied);
+	if (datadir_read_epoch(st->storage.data_dir, DATADIR_CURRENT_EPOCH, &cur, err, sizeof err) != 0 ||
+	    datadir_read_epoch(st->storage.data_dir, DATADIR_ACCEPTED_EPOCH, &acc, err, sizeof err) != 0)
+		return 0;   /* missing or unreadable: datadir_load_epochs decides */
+	int64_t e = zxid_epoch(last);
+	if (e <= cur || e > acc)
+		return 0;
+	int64_t keep = zxid_make(cur + 1, 0) - 1;
+	log_warn("the log holds txns up to 0x%" PRIx64 " (epoch %" PRId64 ") but currentEpoch is %" PRId64
+		 ": a sync with a leader was cut short before NEWLEADER, and this server never acknowledged "
+		 "them; cutting the log back to 0x%" PRIx64 " (ZooKeeper would refuse to start)",
+		 (uint64_t)last, e, cur, (uint64_t)keep);
+	return zab_truncate(env, keep);
+}
+
 struct quorum *quorum_start(const struct quorum_config *cfg, struct zk_state *st,
 			    void (*track)(void *arg, int64_t session_id), char *err, size_t errlen)
 {
@@ -420,6 +448,8 @@ struct quorum *quorum_start(const struct quorum_config *cfg, struct zk_state *st
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	if (errlen)
+		err[0] = '\0';
 	q->cfg = *cfg;
 	q->env.st = st;
 	q->env.cfg = &q->cfg;
@@ -433,8 +463,11 @@ struct quorum *quorum_start(const struct quorum_config *cfg, struct zk_state *st
 	q->env.peer = q;
 	q->env.max_packet = (size_t)st->limits.max_buffer * 2 + 1024 * 1024;
 	atomic_init(&q->env.learner_fd, -1);
-	if (datadir_load_epochs(st->storage.data_dir, atomic_load(&st->last_applied), &q->env.current_epoch,
+	if (drop_unacked_epochs(&q->env) != 0 ||
+	    datadir_load_epochs(st->storage.data_dir, atomic_load(&st->last_applied), &q->env.current_epoch,
 				&q->env.accepted_epoch, err, errlen) != 0) {
+		if (!err[0])
+			snprintf(err, errlen, "cannot cut back txns of a sync that never completed");
 		free(q);
 		return NULL;
 	}

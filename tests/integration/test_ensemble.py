@@ -519,3 +519,36 @@ def test_five_members_quorum(kinds, make_ensemble):
         assert "/q/back-via-%d" % sid(e, i) in tree
     assert [p for p in tree if "no-quorum" in p] == []
     assert sum(1 for p in tree if "/q/two-down-via-" in p) == 3
+
+
+@NEEDS_ZKD
+def test_member_cut_between_sync_txns_and_new_epoch_rejoins(make_ensemble):
+    """Regression (chaos test under ASan): a learner killed after its sync's
+    txns reached the log but before currentEpoch moved on refused to start
+    for good ("the current epoch is older than the last zxid"). It never
+    acknowledged those txns, so it now cuts them back and resyncs. Simulated
+    by putting the stopped member's currentEpoch one epoch back."""
+    e = make_ensemble(["zkd", "zkd", "zkd"])
+    e.start_all()
+    leader = e.wait_quorum(START_S)
+    victim = max(i for i in range(e.n) if i != leader)
+    c = e.client(leader)
+    for i in range(20):
+        c.create("/cut-%02d" % i, b"v")
+    c.sync("/")
+    e.close_client(c)
+    wait_until(lambda: e.srvr(victim).get("Zxid") == e.srvr(leader).get("Zxid"), 10,
+               "server.%d caught up" % sid(e, victim))
+    e.stop(victim)
+    vdir = os.path.join(e.members[victim].data, "version-2")
+    with open(os.path.join(vdir, "currentEpoch")) as f:
+        cur = int(f.read().strip())
+    assert cur >= 1
+    with open(os.path.join(vdir, "currentEpoch"), "w") as f:
+        f.write(str(cur - 1))
+    e.start(victim)
+    e.wait_quorum(START_S)
+    e.wait_converged(30)
+    c = e.client(victim)
+    assert len([k for k in c.get_children("/") if k.startswith("cut-")]) == 20
+    e.close_client(c)

@@ -194,13 +194,9 @@ void processors_stop_role(void)
 	if (!started)
 		return;
 	/* in chain order: nothing a later stage holds can be sent back */
-	int64_t t0 = mono_ms();
-	for (int i = 0; i < ST_COUNT; i++) {
+	for (int i = 0; i < ST_COUNT; i++)
 		stage_stop(&stages[i]);
-		log_debug("stage %s stopped after %lld ms", stages[i].name, (long long)(mono_ms() - t0));
-	}
 	syncer_stop();
-	log_debug("stages stopped in %lld ms", (long long)(mono_ms() - t0));
 	started = false;
 	if (state && atomic_load(&state->role) != ZK_STANDALONE)
 		apply_logged(state);

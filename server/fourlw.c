@@ -16,6 +16,8 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <urcu.h>
+
 #include "election/election.h"
 #include "net/log.h"
 #include "processors/session.h"
@@ -195,7 +197,20 @@ static void envi(struct out *o, struct zkd_server *srv)
 	say(o, "zkd.config=%s\n", srv->cfg.path);
 }
 
+static size_t answer(struct zkd_server *srv, const char *cmd, char *buf, size_t cap);
+
+/* Inside one read-side section: an ensemble member may replace the tree
+ * and session table (SNAP, TRUNC) and free the old ones after a grace
+ * period; srvr, mntr and their kin read both. */
 size_t fourlw_answer(struct zkd_server *srv, const char *cmd, char *buf, size_t cap)
+{
+	rcu_read_lock();
+	size_t n = answer(srv, cmd, buf, cap);
+	rcu_read_unlock();
+	return n;
+}
+
+static size_t answer(struct zkd_server *srv, const char *cmd, char *buf, size_t cap)
 {
 	struct out o = { buf, 0, cap };
 	if (cap)

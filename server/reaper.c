@@ -93,7 +93,9 @@ static void *reaper_main(void *arg)
 	int64_t gap_ms = 60000 / (r->max_per_minute > 0 ? r->max_per_minute : 10000);
 	while (!nap(r, r->interval_ms)) {
 		struct candidates c = { .now = wall_ms() };
+		rcu_read_lock();   /* the tree pointer too: an ensemble member may replace it */
 		tree_foreach(r->st->tree, consider, &c);
+		rcu_read_unlock();
 		for (size_t i = 0; i < c.n; i++) {
 			if (i && !atomic_load(&r->stop) && gap_ms > 0)
 				nap(r, gap_ms);

@@ -304,25 +304,32 @@ pytest_suite ordering test_ordering.py
 pytest_suite hostile test_hostile.py
 pytest_suite kazoo-recipes test_kazoo_recipes.py
 
-# 5. Apache Curator recipes (Java): each check counts on its own; SKIPPED
-#    (no JDK or no libcurator-recipes-java) counts as nothing.
-say "=== Curator recipes (Java)"
-t0=$SECONDS
-timeout -k 10 100 bash "$HERE/test_curator.sh" 2>&1 | tee "$TMP/curator.out"
-rc=${PIPESTATUS[0]}
-counts="$(sed -n 's/^curator: \([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\1 \2/p' "$TMP/curator.out" | tail -n 1)"
-if grep -q '^SKIPPED:' "$TMP/curator.out"; then
-  say "curator: $(grep -m1 '^SKIPPED:' "$TMP/curator.out")"
-elif [[ -n "$counts" ]]; then
-  read -r cp cf <<<"$counts"
-  passed=$((passed + cp))
-  failed=$((failed + cf))
-  ((cf > 0)) && failures+=("curator: $cf check(s)")
-  say "curator: $cp passed, $cf failed ($((SECONDS - t0))s)"
-  if ((cf == 0 && rc != 0)); then record "curator (exit status $rc)" 1; fi
-else
-  record "curator (no result, exit status $rc)" 1
-fi
+# shell_suite LABEL SECONDS SCRIPT: a script that prints "LABEL: N passed,
+# M failed" last (or "SKIPPED: why" when it cannot run here); each check
+# counts on its own.
+shell_suite() {
+  local label=$1 limit=$2 script=$3 out="$TMP/$1.out" rc counts sp sf
+  say "=== $label (shell)"
+  t0=$SECONDS
+  timeout -k 10 "$limit" bash "$HERE/$script" 2>&1 | tee "$out"
+  rc=${PIPESTATUS[0]}
+  counts="$(sed -n "s/^$label: \([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed\$/\1 \2/p" "$out" | tail -n 1)"
+  if grep -q '^SKIPPED:' "$out"; then
+    say "$label: $(grep -m1 '^SKIPPED:' "$out")"
+  elif [[ -n "$counts" ]]; then
+    read -r sp sf <<<"$counts"
+    passed=$((passed + sp))
+    failed=$((failed + sf))
+    ((sf > 0)) && failures+=("$label: $sf check(s)")
+    say "$label: $sp passed, $sf failed ($((SECONDS - t0))s)"
+    if ((sf == 0 && rc != 0)); then record "$label (exit status $rc)" 1; fi
+  else
+    record "$label (no result, exit status $rc)" 1
+  fi
+}
+
+# 5. Apache Curator recipes (Java); SKIPPED without a JDK or libcurator-recipes-java.
+shell_suite curator 100 test_curator.sh
 
 # zkd-only: these start their own zkd (needs $ZKD) with settings of their own
 if [[ -n "${ZKD_PID:-}" ]]; then
@@ -336,21 +343,7 @@ if [[ -n "${ZKD_PID:-}" ]]; then
   pytest_suite quorum-tls test_quorum_tls.py # sslQuorum: zkd and mixed zkd+ZooKeeper ensembles over TLS
   pytest_suite partition test_partition.py   # network namespaces (skipped without root)
   # fast leader election against real ZooKeeper servers, wire format only
-  say "=== FLE interop (shell)"
-  t0=$SECONDS
-  timeout -k 10 120 bash "$HERE/test_fle_interop.sh" 2>&1 | tee "$TMP/fle.out"
-  counts="$(sed -n 's/^fle interop: \([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\1 \2/p' "$TMP/fle.out" | tail -n 1)"
-  if grep -q '^SKIPPED:' "$TMP/fle.out"; then
-    say "fle interop: $(grep -m1 '^SKIPPED:' "$TMP/fle.out")"
-  elif [[ -n "$counts" ]]; then
-    read -r fp ff <<<"$counts"
-    passed=$((passed + fp))
-    failed=$((failed + ff))
-    ((ff > 0)) && failures+=("fle interop: $ff case(s)")
-    say "fle interop: $fp passed, $ff failed ($((SECONDS - t0))s)"
-  else
-    record "fle interop (no result)" 1
-  fi
+  shell_suite "fle interop" 120 test_fle_interop.sh
 fi
 
 # ---------------------------------------------------------------- teardown

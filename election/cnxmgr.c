@@ -688,25 +688,6 @@ static void on_connected(struct cnxmgr *cm, struct cnx_conn *c)
  * handshake is a few round trips of CPU-cheap work per connection, and the
  * election must never wait on one peer. */
 
-static bool same_ip(const struct sockaddr *a, const struct sockaddr *b)
-{
-	const uint8_t *p[2] = { NULL, NULL };
-	size_t l[2] = { 0, 0 };
-	const struct sockaddr *sa[2] = { a, b };
-	for (int i = 0; i < 2; i++) {
-		if (sa[i]->sa_family == AF_INET) {
-			p[i] = (const uint8_t *)&((const struct sockaddr_in *)sa[i])->sin_addr;
-			l[i] = 4;
-		} else if (sa[i]->sa_family == AF_INET6) {
-			const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa[i])->sin6_addr;
-			bool mapped = IN6_IS_ADDR_V4MAPPED(a6);
-			p[i] = mapped ? &a6->s6_addr[12] : a6->s6_addr;
-			l[i] = mapped ? 4 : 16;
-		}
-	}
-	return p[0] && p[1] && l[0] == l[1] && memcmp(p[0], p[1], l[0]) == 0;
-}
-
 static void on_connected(struct cnxmgr *cm, struct cnx_conn *c);
 static void conn_read(struct cnxmgr *cm, struct cnx_conn *c);
 
@@ -756,7 +737,7 @@ static void tls_step(struct cnxmgr *cm, struct cnx_conn *c)
 				for (int i = 0; i < CNX_MAX_PEERS; i++) {
 					struct cnx_peer *p = &cm->peers[i];
 					if (p->used && p->member && p->addrlen &&
-					    same_ip((struct sockaddr *)&p->addr, (struct sockaddr *)&ss))
+					    quorum_same_ip((struct sockaddr *)&p->addr, (struct sockaddr *)&ss))
 						names[n++] = p->host;
 				}
 		}

@@ -83,6 +83,11 @@ int quorum_voters(const struct quorum_config *c);
 /* True if the sids in `acked` (n of them, no duplicates) hold a majority of
  * the voting members (ZooKeeper's QuorumMaj.containsQuorum). */
 bool quorum_has_majority(const struct quorum_config *c, const int64_t *acked, int n);
+/* True if a and b hold the same IP address (an IPv4-mapped IPv6 address
+ * equals its IPv4 one); ports are not compared. Quorum TLS uses it to find
+ * the server.N hosts that resolve to a peer's address. */
+struct sockaddr;
+bool quorum_same_ip(const struct sockaddr *a, const struct sockaddr *b);
 
 /* ---- the peer (peer.c) --------------------------------------------------------- */
 

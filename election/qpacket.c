@@ -177,25 +177,6 @@ static int tls_send_all(int fd, struct qtls *t, const uint8_t *b, size_t len)
 	return 0;
 }
 
-static bool same_ip(const struct sockaddr *a, const struct sockaddr *b)
-{
-	const uint8_t *p[2] = { NULL, NULL };
-	size_t l[2] = { 0, 0 };
-	const struct sockaddr *sa[2] = { a, b };
-	for (int i = 0; i < 2; i++) {
-		if (sa[i]->sa_family == AF_INET) {
-			p[i] = (const uint8_t *)&((const struct sockaddr_in *)sa[i])->sin_addr;
-			l[i] = 4;
-		} else if (sa[i]->sa_family == AF_INET6) {
-			const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa[i])->sin6_addr;
-			bool mapped = IN6_IS_ADDR_V4MAPPED(a6);
-			p[i] = mapped ? &a6->s6_addr[12] : a6->s6_addr;
-			l[i] = mapped ? 4 : 16;
-		}
-	}
-	return p[0] && p[1] && l[0] == l[1] && memcmp(p[0], p[1], l[0]) == 0;
-}
-
 struct qtls *qtls_start(const struct quorum_config *cfg, int fd, bool client, const char *host,
 			int timeout_ms, int send_timeout_ms, char *err, size_t errlen)
 {
@@ -241,7 +222,7 @@ struct qtls *qtls_start(const struct quorum_config *cfg, int fd, bool client, co
 					if (getaddrinfo(cfg->members[i].host, NULL, &hints, &res) != 0)
 						continue;
 					for (ai = res; ai; ai = ai->ai_next)
-						if (same_ip(ai->ai_addr, (struct sockaddr *)&peer))
+						if (quorum_same_ip(ai->ai_addr, (struct sockaddr *)&peer))
 							break;
 					if (ai)
 						names[n++] = cfg->members[i].host;

@@ -4,6 +4,10 @@
  */
 #include "election.h"
 
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+
 const struct quorum_member *quorum_member(const struct quorum_config *c, int64_t sid)
 {
 	for (int i = 0; i < c->n; i++)
@@ -28,4 +32,23 @@ bool quorum_has_majority(const struct quorum_config *c, const int64_t *acked, in
 		votes += m && !m->observer;
 	}
 	return votes > quorum_voters(c) / 2;
+}
+
+bool quorum_same_ip(const struct sockaddr *a, const struct sockaddr *b)
+{
+	const uint8_t *p[2] = { NULL, NULL };
+	size_t l[2] = { 0, 0 };
+	const struct sockaddr *sa[2] = { a, b };
+	for (int i = 0; i < 2; i++) {
+		if (sa[i]->sa_family == AF_INET) {
+			p[i] = (const uint8_t *)&((const struct sockaddr_in *)sa[i])->sin_addr;
+			l[i] = 4;
+		} else if (sa[i]->sa_family == AF_INET6) {
+			const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa[i])->sin6_addr;
+			bool mapped = IN6_IS_ADDR_V4MAPPED(a6);
+			p[i] = mapped ? &a6->s6_addr[12] : a6->s6_addr;
+			l[i] = mapped ? 4 : 16;
+		}
+	}
+	return p[0] && p[1] && l[0] == l[1] && memcmp(p[0], p[1], l[0]) == 0;
 }

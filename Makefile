@@ -27,7 +27,7 @@ endif
 DEB_BUILD = build-essential liburcu-dev libssl-dev libcriterion-dev pkg-config
 DEB_TEST  = zookeeper zookeeper-bin default-jre-headless python3 python3-kazoo \
             python3-pytest libzookeeper-mt-dev netcat-openbsd libcurator-recipes-java default-jdk-headless \
-            iproute2 openssl
+            iproute2 openssl python3-prometheus-client zktop
 DEB_ALL   = $(DEB_BUILD) $(DEB_TEST)
 
 LIB_SRC  := $(sort $(wildcard net/*.c storage/*.c processors/*.c election/*.c server/*.c))
@@ -113,7 +113,8 @@ conformance: deps $(BUILD)/zkd
 	bash tests/conformance.sh $(BUILD)/zkd
 
 clean:
-	rm -rf build build-asan build-tsan build-fuzz bin
+	rm -rf build build-asan build-tsan build-fuzz
+	rm -f bin/zkd bin/zkd-dump   # build symlinks; bin/zkdctl is source
 
 -include $(LIB_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BUILD)/server/main.d $(BUILD)/server/zkd_dump.d
 

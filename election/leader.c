@@ -367,13 +367,30 @@ static void hook_sync_done(void *ctx, int64_t sid)
 /* ---- one learner: handshake, sync, then its packets ---------------------------------- */
 
 /* Waits on ld->cond until *flag or the deadline or a stop. */
-static bool wait_for(struct leader *ld, const bool *flag, int64_t deadline)
+/* Under ld->lock. Wakes every STOP_POLL_MS as well, because the server's
+ * stop (SIGTERM: env->stop) is an atomic nobody signals ld->cond for; a
+ * leader waiting out initLimit for its followers would otherwise hold the
+ * shutdown for that long. */
+#define STOP_POLL_MS 100
+
+static bool stop_asked(const struct leader *ld)
+{
+	return ld->stopping || atomic_load(ld->env->stop);
+}
+
+static void wait_slice(struct leader *ld, int64_t deadline)
 {
 	struct timespec ts;
-	deadline_ts(&ts, deadline);
-	while (!*flag && !ld->stopping && now_ms() < deadline)
-		pthread_cond_timedwait(&ld->cond, &ld->lock, &ts);
-	return *flag && !ld->stopping;
+	int64_t slice = now_ms() + STOP_POLL_MS;
+	deadline_ts(&ts, slice < deadline ? slice : deadline);
+	pthread_cond_timedwait(&ld->cond, &ld->lock, &ts);
+}
+
+static bool wait_for(struct leader *ld, const bool *flag, int64_t deadline)
+{
+	while (!*flag && !stop_asked(ld) && now_ms() < deadline)
+		wait_slice(ld, deadline);
+	return *flag && !stop_asked(ld);
 }
 
 static int64_t init_deadline(struct leader *ld)
@@ -866,13 +883,10 @@ static int establish(struct leader *ld)
 	pthread_mutex_lock(&ld->lock);
 	add_sid(ld->newleader_acked, &ld->n_newleader_acked, env->cfg->myid);
 	int64_t deadline = init_deadline(ld);
-	while (!quorum_has_majority(env->cfg, ld->newleader_acked, ld->n_newleader_acked) && !ld->stopping &&
-	       now_ms() < deadline) {
-		struct timespec ts;
-		deadline_ts(&ts, deadline);
-		pthread_cond_timedwait(&ld->cond, &ld->lock, &ts);
-	}
-	ok = quorum_has_majority(env->cfg, ld->newleader_acked, ld->n_newleader_acked) && !ld->stopping;
+	while (!quorum_has_majority(env->cfg, ld->newleader_acked, ld->n_newleader_acked) && !stop_asked(ld) &&
+	       now_ms() < deadline)
+		wait_slice(ld, deadline);
+	ok = quorum_has_majority(env->cfg, ld->newleader_acked, ld->n_newleader_acked) && !stop_asked(ld);
 	pthread_mutex_unlock(&ld->lock);
 	if (!ok) {
 		log_warn("no quorum acked NEWLEADER within initLimit; back to LOOKING");

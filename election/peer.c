@@ -30,6 +30,7 @@
 #include "election.h"
 #include "fle.h"
 #include "net/log.h"
+#include "net/metrics.h"
 #include "net/tsan.h"
 #include "processors/session.h"
 #include "storage/datadir.h"
@@ -327,8 +328,14 @@ static int64_t mono_now(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* ZooKeeper's looking_count and election_time (ms), for mntr and /metrics;
+ * registered by quorum_start, recorded by the peer thread. */
+static struct metric_counter *looking_count;
+static struct metric_summary *election_time;
+
 static void set_looking(struct quorum *q)
 {
+	metric_inc(looking_count);
 	atomic_store(&q->looking_since, mono_now());
 	atomic_store(&q->state, PEER_LOOKING);
 }
@@ -361,11 +368,21 @@ static void end_read_only(struct quorum *q)
 	log_info("read-only mode ends");
 }
 
+/* ZooKeeper's names of the peer states, lower case, as its "Peer state
+ * changed" lines print them (QuorumPeer.getDetailedPeerState). */
+static const char *state_word(int state)
+{
+	static const char *names[] = { "looking", "following", "leading", "observing" };
+	return names[state & 3];
+}
+
 static void epoch_established(struct zab_env *env, int64_t epoch)
 {
 	struct quorum *q = env->peer;
 	q->vote.peer_epoch = epoch;
 	fle_set_state(q->fle, atomic_load(&q->state), &q->vote);
+	/* the leader and the learner serve clients right after this */
+	log_info("Peer state changed: %s - broadcast", state_word(atomic_load(&q->state)));
 }
 
 static void role_lost(struct zab_env *env)
@@ -400,6 +417,12 @@ static void *peer_main(void *arg)
 		bool leading = v.leader == q->cfg.myid && !observer;
 		int state = leading ? PEER_LEADING : observer ? PEER_OBSERVING : PEER_FOLLOWING;
 		atomic_store(&q->state, state);   /* first: the read-only timer looks at it */
+		/* ZooKeeper's own words, which operators grep for */
+		long long took = (long long)(mono_now() - atomic_load(&q->looking_since));
+		metric_observe(election_time, took);
+		log_info("%s - LEADER ELECTION TOOK - %lld MS", leading ? "LEADING" : observer ? "OBSERVING" : "FOLLOWING",
+			 took);
+		log_info("Peer state changed: %s", state_word(state));
 		end_read_only(q);
 		q->vote = v;
 		fle_set_state(q->fle, state, &v);
@@ -443,6 +466,9 @@ static int drop_unacked_epochs(struct zab_env *env)
 struct quorum *quorum_start(const struct quorum_config *cfg, struct zk_state *st,
 			    void (*track)(void *arg, int64_t session_id), char *err, size_t errlen)
 {
+	looking_count = metrics_counter("looking_count", "Times this server started looking for a leader");
+	election_time = metrics_summary("election_time", "Time from looking to knowing the leader (ms)", METRIC_BASIC,
+					METRIC_UNIT);
 	struct quorum *q = calloc(1, sizeof *q);
 	if (!q) {
 		snprintf(err, errlen, "out of memory");

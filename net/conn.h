@@ -72,5 +72,7 @@ struct conn_type {
 
 extern const struct conn_type conn_plain;
 extern const struct conn_type conn_tls;     /* conn_tls.c; see tls.h */
+/* Registers conn_tls's gauges (net_start, before any connection). */
+void conn_tls_metrics_init(void);
 
 #endif

@@ -44,6 +44,7 @@
 #include "tls.h"
 
 #include "log.h"
+#include "metrics.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -171,6 +172,16 @@ static void note_failure(struct tls_sock *t, int err, int ret_errno, const char 
 
 /* ---- the vtable -------------------------------------------------------------- */
 
+/* TLS connections whose handshake has not finished (mntr's
+ * outstanding_tls_handshake): +1 at attach, -1 when the handshake ends or
+ * the connection closes before it does. Any I/O thread writes. */
+static struct metric_gauge *handshaking;
+
+void conn_tls_metrics_init(void)
+{
+	handshaking = metrics_gauge("outstanding_tls_handshake", "TLS handshakes in progress");
+}
+
 static int tls_attach(struct conn_sock *s, int fd)
 {
 	s->type = &conn_tls;
@@ -187,6 +198,7 @@ static int tls_attach(struct conn_sock *s, int fd)
 		SSL_set_bio(t->ssl, bio, bio);
 		SSL_set_accept_state(t->ssl);
 		s->priv = t;
+		metric_gauge_add(handshaking, 1);
 		return 0;
 	}
 	if (t)
@@ -208,6 +220,7 @@ static int tls_handshake(struct conn_sock *s)
 	int n = SSL_do_handshake(t->ssl);
 	if (n == 1) {
 		t->established = true;
+		metric_gauge_add(handshaking, -1);
 		s->wants = CONN_WANT_READ;
 		return CONN_HS_DONE;
 	}
@@ -294,6 +307,8 @@ static void tls_close(struct conn_sock *s)
 	struct tls_sock *t = s->priv;
 
 	if (t) {
+		if (!t->established)
+			metric_gauge_add(handshaking, -1);
 		if (t->established && !t->failed) {
 			/* One close_notify, sent if the socket takes it now; the
 			 * peer's answer is not waited for. */

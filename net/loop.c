@@ -13,9 +13,10 @@
  * any of it. Other threads reach a connection only by posting to its net_addr
  * (thread, fd, generation) through the thread's inbox. Shared state is small
  * and each piece says who writes and who reads it: the inbox (a wfcqueue,
- * many producers, the owner the only consumer), the `sleeping` and `stop`
- * flags, the statistics (relaxed atomics, one writer per slot), and the
- * per-IP connection counts (a mutex, taken on accept and close only).
+ * many producers, the owner the only consumer), the `sleeping`, `stop` and
+ * `quiesce` flags (and net_quiesce's count of threads done), the
+ * statistics (relaxed atomics, one writer per slot), and the per-IP
+ * connection counts (a mutex, taken on accept and close only).
  *
  * Wake-ups. The owner announces it is about to block by setting `sleeping`,
  * issues a full barrier, and looks at the inbox once more; a poster enqueues,
@@ -68,6 +69,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "metrics.h"
 #include "tls.h"
 
 #include <arpa/inet.h>
@@ -99,6 +101,11 @@
 #define IN_MIN_CAP      4096
 #define OUT_KEEP_CAP    (256 * 1024)    /* a drained output buffer larger than this is freed */
 #define OUT_COMPACT     (64 * 1024)
+/* A client that sends requests but does not read the replies would make
+ * its output grow without end: past OUT_HIGH unsent bytes the connection
+ * stops reading (its requests wait in the kernel's buffers, then in the
+ * client's), and resumes once under OUT_HIGH / 2. */
+#define OUT_HIGH        (4u << 20)
 #define ACCEPT_BUDGET   64              /* accepts per listener event per iteration */
 #define ACCEPT_PAUSE_MS 100             /* listener rest after EMFILE and the like */
 #define TAG_WAKE        UINT64_MAX      /* epoll data of the eventfd */
@@ -125,6 +132,7 @@ struct net_conn {
 	bool fourlw;                /* spoke a four-letter word: input is ignored */
 	bool ip_counted;            /* holds a slot in the per-IP counts */
 	bool out_blocked;           /* a write hit EAGAIN: waiting for write_wants */
+	bool out_full;              /* OUT_HIGH unsent: reading stops until it drains */
 	bool on_flush, on_ready;    /* linked on io->flush / io->ready */
 	/* The two bounded waits of a new connection, each a list of its own
 	 * (struct dlist): the TLS handshake, then the ZooKeeper session
@@ -155,6 +163,10 @@ struct io_thread {
 	atomic_bool sleeping;
 	_Alignas(64) struct __cds_wfcq_head inbox_head;
 	atomic_bool stop;           /* written by net_stop, read by this thread */
+	/* Written by net_quiesce, read by this thread, which then stops
+	 * accepting and reading for good (`quiesced`, its own). */
+	atomic_bool quiesce;
+	bool quiesced;
 	int index;
 	pthread_t tid;
 	int epfd, wake_fd;
@@ -200,6 +212,15 @@ static struct {
 	struct io_thread *threads;
 } net;
 
+/* net_quiesce waits here until every I/O thread has stopped reading:
+ * `done` is counted up by the I/O threads and read by net_quiesce's
+ * caller, both under `lock`. */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int done;
+} quiet = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+
 /* The I/O thread running on this thread; NULL on any other thread. */
 static _Thread_local struct io_thread *self;
 
@@ -226,6 +247,10 @@ static const char fourlw_words[][4] = {
 	{ 'i', 's', 'r', 'o' }, { 'h', 'a', 's', 'h' }, { 'd', 'i', 'r', 's' },
 };
 
+static atomic_int running_threads;
+/* mntr's counters of connections closed or refused by a bound (net_start
+ * registers; I/O threads add). */
+static struct metric_counter *sessionless_expired, *connection_rejected;
 static int open_listeners(const char *bind_addr, int port, int backlog, int slot, int *bound,
 			  char *err, size_t errlen);
 static int setup_thread(struct io_thread *io, char *err, size_t errlen);
@@ -255,6 +280,7 @@ static void flush_conn(struct net_conn *c);
 static void write_out(struct net_conn *c);
 static void finalize(struct net_conn *c);
 static void shutdown_thread(struct io_thread *io);
+static void quiesce_thread(struct io_thread *io);
 static void begin_close(struct net_conn *c, int level, const char *reason);
 static void conn_fail(struct net_conn *c, const char *what, int err);
 static void update_interest(struct net_conn *c);
@@ -298,6 +324,10 @@ int net_start(const struct net_config *cfg, const struct net_callbacks *cb, char
 		return -1;
 	}
 	memset(stats, 0, sizeof stats);
+	conn_tls_metrics_init();
+	sessionless_expired = metrics_counter("sessionless_connections_expired",
+					      "Connections closed for sending no ConnectRequest in time");
+	connection_rejected = metrics_counter("connection_rejected", "Connections refused by maxClientCnxns");
 	if (cfg->tls && tls_setup(cfg->tls, err, errlen) != 0)
 		return -1;
 
@@ -341,6 +371,7 @@ int net_start(const struct net_config *cfg, const struct net_callbacks *cb, char
 			return -1;
 		}
 	}
+	atomic_store_explicit(&running_threads, net.n_threads, memory_order_release);
 	if (net.port >= 0)
 		log_info("listening on %s:%d with %d I/O threads, max frame %u, max %d connections per IP",
 			 cfg->bind_addr && *cfg->bind_addr ? cfg->bind_addr : "0.0.0.0", net.port,
@@ -364,9 +395,37 @@ void net_stop(void)
 	log_info("network stopped");
 }
 
+void net_quiesce(int timeout_ms)
+{
+	if (!net.threads)
+		return;
+	for (int i = 0; i < net.n_threads; i++) {
+		atomic_store_explicit(&net.threads[i].quiesce, true, memory_order_release);
+		ring(&net.threads[i]);
+	}
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&quiet.lock);
+	while (quiet.done < net.n_threads)
+		if (pthread_cond_timedwait(&quiet.cond, &quiet.lock, &until) == ETIMEDOUT)
+			break;
+	int done = quiet.done;
+	pthread_mutex_unlock(&quiet.lock);
+	if (done < net.n_threads)
+		log_warn("%d of %d I/O threads did not stop reading within %d ms", net.n_threads - done,
+			 net.n_threads, timeout_ms);
+}
+
 /* Joins the first `started` threads, then frees everything net_start made. */
 static void release_threads(int started)
 {
+	atomic_store_explicit(&running_threads, 0, memory_order_release);
 	for (int i = 0; i < started; i++) {
 		struct io_thread *io = &net.threads[i];
 		atomic_store_explicit(&io->stop, true, memory_order_release);
@@ -387,6 +446,9 @@ static void release_threads(int started)
 	}
 	free(net.threads);
 	net.threads = NULL;
+	pthread_mutex_lock(&quiet.lock);
+	quiet.done = 0;     /* a later net_start begins unquiesced */
+	pthread_mutex_unlock(&quiet.lock);
 	net.n_threads = 0;
 	net.port = net.secure_port = -1;
 	tls_teardown();     /* no thread uses the context any more */
@@ -507,6 +569,9 @@ static void loop_once(struct io_thread *io)
 	struct epoll_event evs[MAX_EVENTS];
 	int n = wait_events(io, evs, wait_timeout(io));
 
+	/* before the events: input they report is no longer read */
+	if (!io->quiesced && atomic_load_explicit(&io->quiesce, memory_order_acquire))
+		quiesce_thread(io);
 	for (int i = 0; i < n; i++)
 		handle_event(io, &evs[i]);
 	if (io->waits[WAIT_TLS].head || io->waits[WAIT_SESSION].head)
@@ -681,6 +746,7 @@ static void admit(struct io_thread *io, int fd, const struct sockaddr_storage *s
 				log_error("%s: refused: out of memory", peer);
 			} else {
 				log_warn("Too many connections from %s - max is %d", ip, net.max_per_ip);
+				metric_inc(connection_rejected);
 				STAT_ADD(io, rejected_cap, 1);
 			}
 			close(fd);
@@ -807,8 +873,10 @@ static void expire_waits(struct io_thread *io)
 	while (ses->head && ses->head->wait[WAIT_SESSION].deadline_ms <= now) {
 		struct net_conn *c = ses->head;
 		wait_unlink(c, WAIT_SESSION);
-		if (c->state == ST_OPEN)
+		if (c->state == ST_OPEN) {
+			metric_inc(sessionless_expired);
 			begin_close(c, LOG_INFO, "no session (ConnectRequest) within the sessionless timeout");
+		}
 	}
 }
 
@@ -977,7 +1045,7 @@ static bool is_fourlw(const uint8_t *p)
 	return false;
 }
 
-static void handle_fourlw(struct net_conn *c, const uint8_t *p)
+static void handle_fourlw(struct net_conn *c, const uint8_t *p, size_t n)
 {
 	char cmd[4];
 
@@ -985,7 +1053,7 @@ static void handle_fourlw(struct net_conn *c, const uint8_t *p)
 	c->fourlw = true;
 	update_interest(c);     /* no more reading: the rest is ignored */
 	if (net.cb.on_4lw)
-		net.cb.on_4lw(net.cb.ctx, c, cmd);
+		net.cb.on_4lw(net.cb.ctx, c, cmd, p + 4, n - 4);
 	else
 		begin_close(c, LOG_INFO, "four-letter words are not served");
 }
@@ -1003,9 +1071,13 @@ static size_t parse_frames(struct net_conn *c, const uint8_t *p, size_t n, size_
 		if (!c->seen_first) {
 			/* ZooKeeper reads a 4lw as the first frame's length, so only
 			 * the first four bytes of a connection can be one. */
+			if (memcmp(at, "stmk", 4) == 0 && n - off < 12) {
+				*need = 12;     /* the word and its 8-byte mask */
+				break;
+			}
 			c->seen_first = true;
 			if (is_fourlw(at)) {
-				handle_fourlw(c, at);
+				handle_fourlw(c, at, n - off);
 				return n;
 			}
 		}
@@ -1109,6 +1181,16 @@ static void flush_conn(struct net_conn *c)
 		finalize(c);
 		return;
 	}
+	size_t unsent = c->out.len - c->out_off;
+	if (!c->out_full && unsent >= OUT_HIGH) {
+		c->out_full = true;
+		log_debug("%s: %zu reply bytes unread by the client; not reading its requests until it catches up",
+			  c->peer, unsent);
+	} else if (c->out_full && unsent < OUT_HIGH / 2) {
+		c->out_full = false;
+		if (c->in_len > 0 || (c->sock.type->has_pending && c->sock.type->has_pending(&c->sock)))
+			want_ready(c);   /* frames already read wait to be parsed */
+	}
 	update_interest(c);
 }
 
@@ -1178,9 +1260,7 @@ static void finalize(struct net_conn *c)
 	free(c);
 }
 
-/* net_stop: no more accepts, one last flush for everyone, then close all
- * and hand the inbox's remaining messages back with conn == NULL. */
-static void shutdown_thread(struct io_thread *io)
+static void close_listeners(struct io_thread *io)
 {
 	for (int l = 0; l < N_LST; l++) {
 		if (io->listen_fd[l] < 0)
@@ -1189,6 +1269,44 @@ static void shutdown_thread(struct io_thread *io)
 		close(io->listen_fd[l]);
 		io->listen_fd[l] = -1;
 	}
+}
+
+/* net_quiesce, on the I/O thread: the listeners close (a client trying to
+ * connect is refused at once instead of waiting in a backlog nobody
+ * accepts from), connections stop reading (input already read but not yet
+ * handed up stays unread), TLS handshakes in progress are dropped. Output
+ * and the inbox go on, so replies of requests already in the pipeline still
+ * reach their clients. */
+static void quiesce_thread(struct io_thread *io)
+{
+	io->quiesced = true;
+	close_listeners(io);
+	io->accept_resume_ms = 0;
+	for (size_t fd = 0; fd < io->conns_cap; fd++) {
+		struct net_conn *c = io->conns[fd];
+		if (!c)
+			continue;
+		if (c->state == ST_HANDSHAKE) {
+			c->state = ST_DEAD;   /* never opened: nothing above knows it */
+			want_flush(c);
+		} else {
+			update_interest(c);   /* conn_reading is false now */
+		}
+	}
+	pthread_mutex_lock(&quiet.lock);
+	quiet.done++;
+	pthread_cond_broadcast(&quiet.cond);
+	pthread_mutex_unlock(&quiet.lock);
+}
+
+/* net_stop: no more accepts; the inbox's messages are delivered while the
+ * connections still live (replies the pipeline finished just before the
+ * stop go out), one last flush for everyone, then close all and hand what
+ * reached the inbox since back with conn == NULL. */
+static void shutdown_thread(struct io_thread *io)
+{
+	close_listeners(io);
+	drain_inbox(io);
 	for (size_t fd = 0; fd < io->conns_cap; fd++)
 		if (io->conns[fd])
 			begin_close(io->conns[fd], LOG_NONE, NULL);
@@ -1233,7 +1351,10 @@ static void conn_fail(struct net_conn *c, const char *what, int err)
 
 static bool conn_reading(const struct net_conn *c)
 {
-	return c->state == ST_OPEN && !c->paused && !c->fourlw;
+	/* unsent bytes are checked as well as the flag: frames parsed in one
+	 * read can add replies before the next flush sets it */
+	return c->state == ST_OPEN && !c->paused && !c->out_full && c->out.len - c->out_off < OUT_HIGH &&
+	       !c->fourlw && !c->io->quiesced;
 }
 
 static uint32_t wants_to_epoll(unsigned wants)
@@ -1356,7 +1477,10 @@ static int64_t now_ms(void)
 
 /* ---- public API --------------------------------------------------------- */
 
-int net_n_threads(void) { return net.n_threads; }
+/* Other threads ask how many I/O threads there are (Final's kicks) while
+ * net_start may still be writing net: they read this instead, published
+ * (release) once every thread runs and withdrawn before they stop. */
+int net_n_threads(void) { return atomic_load_explicit(&running_threads, memory_order_acquire); }
 int net_bound_port(void) { return net.port; }
 int net_bound_secure_port(void) { return net.secure_port; }
 
@@ -1461,8 +1585,16 @@ void net_conn_close(struct net_conn *c, const char *reason)
 	begin_close(c, LOG_INFO, reason ? reason : "closed by server");
 }
 
+/* srst: the packet counters restart from zero. Each I/O thread is the only
+ * writer of its own counters, so they are not zeroed under it: the totals
+ * at the reset are kept and subtracted (any thread writes, readers load). */
+static atomic_ullong packets_received_base, packets_sent_base;
+
 void net_get_stats(struct net_stats *out)
 {
+	/* the bases first: a base is a past total, never above the totals summed below */
+	uint64_t received_base = atomic_load(&packets_received_base);
+	uint64_t sent_base = atomic_load(&packets_sent_base);
 	memset(out, 0, sizeof *out);
 	for (size_t i = 0; i <= MAX_THREADS; i++) {
 		struct io_stats *s = &stats[i].s;
@@ -1477,6 +1609,16 @@ void net_get_stats(struct net_stats *out)
 		out->accepted += accepted;
 		out->connections += accepted - closed;
 	}
+	out->packets_received -= received_base;
+	out->packets_sent -= sent_base;
+}
+
+void net_reset_packet_stats(void)
+{
+	struct net_stats now;
+	net_get_stats(&now);
+	atomic_fetch_add(&packets_received_base, now.packets_received);
+	atomic_fetch_add(&packets_sent_base, now.packets_sent);
 }
 
 void net_count_sent_packet(void)

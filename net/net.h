@@ -57,7 +57,8 @@ struct net_callbacks {
 	/* The first 4 bytes of a connection spelled a four-letter word (e.g.
 	 * "ruok") instead of a frame length. The callee writes its answer with
 	 * net_conn_send and calls net_conn_close; the connection is not framed. */
-	void (*on_4lw)(void *ctx, struct net_conn *c, const char cmd[4]);
+	/* `rest`: the bytes that came after the word (stmk's 8-byte mask). */
+	void (*on_4lw)(void *ctx, struct net_conn *c, const char cmd[4], const uint8_t *rest, size_t rest_len);
 	/* The connection is going away (peer closed, error, or net_conn_close
 	 * finished flushing). Free what net_conn_user points to. */
 	void (*on_close)(void *ctx, struct net_conn *c);
@@ -126,7 +127,16 @@ struct net_config {
 /* Binds, listens and starts the I/O threads. Returns 0, or -1 with a
  * message in err (e.g. "127.0.0.1:2181: Address already in use"). */
 int net_start(const struct net_config *cfg, const struct net_callbacks *cb, char *err, size_t errlen);
-/* Stops the threads, closes every connection (on_close for each). */
+/* The first step of a clean shutdown: every I/O thread closes its
+ * listeners and stops reading from its connections (and drops TLS
+ * handshakes in progress), but goes on delivering posted messages and
+ * writing output, so requests already handed up still get their replies.
+ * Returns once every thread has done so, or after timeout_ms (logged).
+ * For good: only net_stop follows. Any thread but an I/O thread. */
+void net_quiesce(int timeout_ms);
+/* Stops the threads, closes every connection (on_close for each).
+ * Messages already posted are delivered first, while the connections
+ * still live. */
 void net_stop(void);
 int net_n_threads(void);
 /* The port actually bound (useful when cfg->port was 0); -1 = none. */
@@ -216,5 +226,7 @@ struct net_stats {
 };
 void net_get_stats(struct net_stats *out);
 void net_count_sent_packet(void);
+/* Any thread (srst): packets_received and packets_sent count from now. */
+void net_reset_packet_stats(void);
 
 #endif

@@ -67,6 +67,37 @@ const char *zk_err_name(int err)
 	}
 }
 
+const char *zk_op_short_name(int op)
+{
+	switch (op) {
+	case ZOP_PING: return "PING";
+	case ZOP_CREATESESSION: return "SESS";
+	case ZOP_MULTI: return "MULT";
+	case ZOP_MULTIREAD: return "MLTR";
+	case ZOP_CREATE: case ZOP_CREATE2: case ZOP_CREATETTL: case ZOP_CREATECONTAINER: return "CREA";
+	case ZOP_DELETE: case ZOP_DELETECONTAINER: return "DELE";
+	case ZOP_SETDATA: return "SETD";
+	case ZOP_RECONFIG: return "RECO";
+	case ZOP_SETACL: return "SETA";
+	case ZOP_CLOSE: return "CLOS";
+	case ZOP_SYNC: return "SYNC";
+	case ZOP_CHECK: return "CHEC";
+	case ZOP_EXISTS: return "EXIS";
+	case ZOP_GETDATA: return "GETD";
+	case ZOP_SETWATCHES: return "SETW";
+	case ZOP_SETWATCHES2: return "STW2";
+	case ZOP_ADDWATCH: return "ADDW";
+	case ZOP_GETACL: return "GETA";
+	case ZOP_GETCHILDREN: case ZOP_GETCHILDREN2: return "GETC";
+	case ZOP_GETALLCHILDRENNUMBER: return "GETACN";
+	case ZOP_CHECKWATCHES: return "CHKW";
+	case ZOP_REMOVEWATCHES: return "REMW";
+	case ZOP_WHOAMI: return "HOMI";
+	case ZOP_GETEPHEMERALS: return "GETE";
+	default: return "NA";
+	}
+}
+
 const char *zk_op_name(int op)
 {
 	switch (op) {

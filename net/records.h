@@ -121,6 +121,9 @@ enum zk_event_type {
 
 const char *zk_err_name(int err);   /* "NoNode" etc.; "Unknown" otherwise */
 const char *zk_op_name(int op);     /* "create" etc.; "unknown" otherwise */
+/* The four-letter code cons shows as a connection's last op ("GETD"), as
+ * ZooKeeper's FinalRequestProcessor names them; "NA" otherwise. */
+const char *zk_op_short_name(int op);
 
 /* ---- records ---------------------------------------------------------- */
 

@@ -54,6 +54,9 @@ struct commit {
 	int n_ack, cap_ack;
 	struct zreq **batch;          /* leader: committed in this batch */
 	int n_batch, cap_batch;
+	/* Registered by commit_init, recorded by zkd-commit (net/metrics.h) */
+	struct metric_summary *quorum_ack_latency;
+	struct metric_counter *commit_count;
 };
 
 static struct commit commit_state;
@@ -146,12 +149,18 @@ static void leader_commit_ready(struct stage *s, struct commit *c)
 {
 	c->n_batch = 0;
 	struct zreq *r;
+	int64_t now = 0;
 	while ((r = c->pending.head)) {
 		bool has_txn = r->txn.zxid != 0;
 		if (has_txn && !c->ops.has_quorum(c->ops.ctx, r->acks, r->n_acks))
 			break;
 		list_pop(&c->pending);
 		if (has_txn) {
+			/* ZooKeeper's quorum_ack_latency: from the request's arrival
+			 * here to its quorum of acks (one clock read per batch) */
+			if (!now)
+				now = metrics_now_ns();
+			metric_observe(c->quorum_ack_latency, (now - r->recv_ns) / 1000);
 			c->last_committed = r->txn.zxid;
 			grow((void **)&c->batch, &c->cap_batch, c->n_batch + 1, sizeof *c->batch);
 			c->batch[c->n_batch++] = r;
@@ -159,8 +168,10 @@ static void leader_commit_ready(struct stage *s, struct commit *c)
 		stage_forward(s, r);
 	}
 	/* ops.commit reads the batch before stage.c hands it to Final */
-	if (c->n_batch)
+	if (c->n_batch) {
 		c->ops.commit(c->ops.ctx, c->batch, c->n_batch);
+		metric_add(c->commit_count, c->n_batch);
+	}
 	/* acks that can no longer matter */
 	for (int i = 0; i < c->n_early;) {
 		if (c->early[i].zxid <= c->last_committed)
@@ -327,6 +338,9 @@ void commit_init(struct stage *s, struct stage *next, struct zk_state *st, enum 
 	c->last_committed = last_committed;
 	c->commit_upto = last_committed;
 	c->released_upto = last_committed;
+	/* registered with their help by reqmetrics.c */
+	c->quorum_ack_latency = metrics_summary("quorum_ack_latency", NULL, METRIC_ADVANCED, METRIC_US_AS_MS);
+	c->commit_count = metrics_counter("commit_count", NULL);
 	stage_init(s, "zkd-commit", commit_handle, next, c);
 	s->batch_done = commit_batch_done;
 }

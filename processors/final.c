@@ -292,8 +292,10 @@ static void final_handle(struct stage *s, struct zreq *r)
 		fire_txn(&r->txn);
 	}
 	watch_locks_release(&held);
-	if (r->txn.zxid)
+	if (r->txn.zxid) {
 		atomic_store_explicit(&f->st->last_applied, r->txn.zxid, memory_order_release);
+		recent_note_digest(r->txn.zxid, atomic_load(&atomic_load(&f->st->tree)->digest));
+	}
 	if (r->qdata && r->txn.zxid)
 		recent_add(r->txn.zxid, r->qdata, r->qlen);
 	int64_t zxid = atomic_load_explicit(&f->st->last_applied, memory_order_relaxed);
@@ -303,11 +305,14 @@ static void final_handle(struct stage *s, struct zreq *r)
 		atomic_fetch_sub_explicit(&f->st->stats.outstanding, 1, memory_order_relaxed);
 	if (!r->msg.to) {           /* expiry: nobody waits for a reply */
 		free(multi_stats);
+		metric_observe(s->m.process_time, (metrics_now_ns() - r->take_ns) / 1000);
 		zreq_free(r);
 		return;
 	}
 	build_reply(f, r, rc, &stat, multi_stats, zxid);
 	free(multi_stats);
+	/* Final is the last stage: its time per request ends here (stage.h) */
+	metric_observe(s->m.process_time, (metrics_now_ns() - r->take_ns) / 1000);
 	net_post(r->msg.to, &r->msg);
 }
 
@@ -343,6 +348,7 @@ void final_apply_logged(struct zk_state *st, struct zreq *r)
 	rcu_read_unlock();
 	free(multi);
 	atomic_store_explicit(&st->last_applied, r->txn.zxid, memory_order_release);
+	recent_note_digest(r->txn.zxid, atomic_load(&atomic_load(&st->tree)->digest));
 	if (r->qdata)
 		recent_add(r->txn.zxid, r->qdata, r->qlen);
 }

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "acl.h"
 #include "commit.h"
@@ -42,6 +43,10 @@ enum { ST_PREP, ST_PROPOSAL, ST_SYNC, ST_COMMIT, ST_FINAL, ST_COUNT };
 static struct stage stages[ST_COUNT];
 static bool started, watches_ready;
 static struct zk_state *state;
+/* Set once by processors_drain (main thread, at shutdown); read by the
+ * leader's learner handler threads, which then refuse forwarded requests
+ * so the pipeline can run dry. */
+static atomic_bool draining;
 
 static void pass_on(struct stage *s, struct zreq *r)
 {
@@ -224,6 +229,22 @@ void processors_cleanup(void)
 	watches_ready = false;
 }
 
+long processors_drain(struct zk_state *st, int timeout_ms)
+{
+	atomic_store(&draining, true);
+	/* Final counts requests out as it applies them; nothing signals the
+	 * last one (the hot path stays free of it), so this looks every
+	 * millisecond: it runs once, at shutdown, for as long as the
+	 * pipeline's tail takes. */
+	struct timespec ms = { 0, 1000 * 1000 };
+	int64_t until = mono_ms() + timeout_ms;
+	long left;
+	while ((left = atomic_load_explicit(&st->stats.outstanding, memory_order_relaxed)) > 0 &&
+	       mono_ms() < until)
+		nanosleep(&ms, NULL);
+	return left > 0 ? left : 0;
+}
+
 void pipeline_submit(struct zreq *r)
 {
 	stage_push(&stages[ST_PREP], r);
@@ -372,6 +393,13 @@ int processors_zab_request(struct zk_state *st, int64_t learner_sid, const uint8
 	int32_t type = jute_read_int(&rd);
 	if (!jute_ok(&rd))
 		return -1;
+	if (atomic_load(&draining)) {
+		/* this server is shutting down: the learner's client gets no
+		 * reply and retries once the ensemble has a new leader */
+		log_debug("learner %" PRId64 ": forwarded request of session 0x%" PRIx64 " refused: shutting down",
+			  learner_sid, (uint64_t)session);
+		return 0;
+	}
 	if (!forwardable(type)) {
 		log_warn("learner %" PRId64 ": forwarded request of type %d for session 0x%" PRIx64
 			 " is not one a learner forwards; dropped", learner_sid, type, (uint64_t)session);

@@ -212,6 +212,12 @@ int processors_start(struct zk_state *st);
  * net_stop). */
 void processors_stop(void);
 void processors_cleanup(void);
+/* Main thread, at shutdown, once clients are no longer read (net_quiesce)
+ * and the tracker and reaper are stopped: requests learners forward are
+ * refused from now on, and this waits until the requests in the pipeline
+ * are done (applied, replies posted) or timeout_ms passed. Returns how many
+ * are left (0: drained). */
+long processors_drain(struct zk_state *st, int timeout_ms);
 
 /* The callbacks net/ calls on the I/O threads (ctx = st). */
 void processors_net_callbacks(struct zk_state *st, struct net_callbacks *cb);
@@ -224,15 +230,49 @@ bool processors_expire_session(struct zk_state *st, int64_t session_id);
  * (ZooKeeper's deleteContainer request: refused if it has children by now). */
 void processors_delete_container(struct zk_state *st, const char *path, size_t len);
 
-/* Watches for wchs / wchc / wchp: appends ZooKeeper's text to out. */
-size_t processors_describe_watches(char *out, size_t cap, char mode);
+/* One open client connection, as cons and the admin `connections` show it
+ * (ZooKeeper's ServerCnxn.getConnectionInfo). Latencies in ms. */
+struct zk_conn_info {
+	const char *peer;               /* "ip:port"; valid during the callback only */
+	int queued;
+	long recved, sent;
+	int64_t session_id;             /* 0 before the handshake */
+	const char *last_op;            /* "NA" before the first reply */
+	int64_t established_ms;         /* wall clock */
+	int timeout_ms;
+	long last_cxid, last_zxid;      /* -1 before the first reply */
+	long last_response_ms;          /* monotonic, 0 before the first reply */
+	long last_latency_ms, lat_min_ms, lat_avg_ms, lat_max_ms;
+};
+/* Any thread: fn for each open client connection, under the registry's
+ * lock (fn must not block or call back into processors/). */
+void processors_each_conn(void (*fn)(void *arg, const struct zk_conn_info *ci), void *arg);
+/* Any thread: zeroes every connection's counters and latencies (crst). */
+void processors_reset_conn_stats(void);
 
-/* Connections for the `cons` four-letter word: appends one line per open
- * client connection to out (NUL-terminated, truncated at cap). */
-size_t processors_describe_conns(char *out, size_t cap);
+/* A data watch set now (getData, exists, persistent), one per (session,
+ * path): what ZooKeeper's watch dumps (wchc, wchp, wchs) list. */
+struct zk_watch {
+	char *path;
+	int64_t session_id;
+};
+/* Any thread: every data watch, sorted by session then path, in a fresh array
+ * (NULL and 0 when none); free it with processors_watches_free. */
+size_t processors_watches(struct zk_watch **out);
+void processors_watches_free(struct zk_watch *w, size_t n);
+/* ZooKeeper's digest log, for `hash`: the tree digest after each applied
+ * zxid that is a multiple of 128, the last 1024, oldest first. */
+struct zk_zxid_digest {
+	int64_t zxid;
+	uint64_t digest;
+};
+/* Any thread: copies up to cap entries to out; returns how many. */
+size_t processors_digest_log(struct zk_zxid_digest *out, size_t cap);
+
 /* Watches set now (data + child managers), for mntr and wchs. */
 long processors_watch_count(void);
-/* Resets the latency and packet counters (`srst`). */
+/* srst, as ZooKeeper's ServerStats.reset: latencies, packet counters and
+ * every registered metric. */
 void processors_reset_stats(struct zk_state *st);
 
 #endif

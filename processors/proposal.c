@@ -21,6 +21,7 @@ struct proposal {
 	struct zab_ops ops;
 	struct zreq **batch;         /* zkd-proposal only */
 	int n, cap;
+	struct metric_counter *proposal_count;  /* zkd-proposal records (net/metrics.h) */
 };
 
 static struct proposal proposal_state;
@@ -57,8 +58,10 @@ static void proposal_batch_done(struct stage *s)
 {
 	struct proposal *p = s->ctx;
 	/* before stage.c hands the batch to Sync, so the zreqs are still ours */
-	if (p->n)
+	if (p->n) {
 		p->ops.propose(p->ops.ctx, p->batch, p->n);
+		metric_add(p->proposal_count, p->n);
+	}
 	p->n = 0;
 }
 
@@ -67,6 +70,7 @@ void proposal_init(struct stage *s, struct stage *next, const struct zab_ops *op
 	struct proposal *p = &proposal_state;
 	p->ops = *ops;
 	p->n = 0;
+	p->proposal_count = metrics_counter("proposal_count", NULL);   /* help: reqmetrics.c */
 	stage_init(s, "zkd-proposal", proposal_handle, next, p);
 	s->batch_done = proposal_batch_done;
 }

@@ -27,9 +27,11 @@
 
 #include "acl.h"
 #include "net/log.h"
+#include "net/metrics.h"
 #include "path.h"
 #include "pipeline.h"
 #include "processors.h"
+#include "reqmetrics.h"
 #include "request.h"
 #include "session.h"
 #include "watch.h"
@@ -73,6 +75,8 @@ struct client {
 	struct client *throttle_next;
 	/* `cons` reads these without the owner's knowledge: relaxed atomics. */
 	atomic_long recved, sent, last_zxid, last_cxid, lat_min, lat_max, lat_total, lat_count;
+	atomic_long last_resp_ms, last_lat;     /* monotonic ms of the last reply (ZooKeeper's
+	                                           elapsed time), its latency (µs) */
 	atomic_int last_op;
 };
 
@@ -84,6 +88,9 @@ struct client {
 static struct client *throttled[MAX_IO];
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* addauth requests refused (mntr's auth_failed_count); I/O threads add. */
+static struct metric_counter *auth_failed;
 static struct client *registry;
 
 static int64_t now_ns(void)
@@ -110,6 +117,7 @@ static void atomic_max(atomic_long *v, long x)
 static void count_reply(struct client *cl, int op, int64_t recv_ns, int64_t zxid, int32_t xid)
 {
 	long us = (long)((now_ns() - recv_ns) / 1000);
+	reqmetrics_reply(op, us);
 	struct zk_stats *s = &cl->st->stats;
 	atomic_fetch_add_explicit(&s->lat_count, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&s->lat_total_us, us, memory_order_relaxed);
@@ -120,6 +128,8 @@ static void count_reply(struct client *cl, int op, int64_t recv_ns, int64_t zxid
 	atomic_fetch_add_explicit(&cl->lat_total, us, memory_order_relaxed);
 	atomic_min(&cl->lat_min, us ? us : 1);
 	atomic_max(&cl->lat_max, us);
+	atomic_store_explicit(&cl->last_lat, us, memory_order_relaxed);
+	atomic_store_explicit(&cl->last_resp_ms, (long)mono_ms(), memory_order_relaxed);
 	atomic_store_explicit(&cl->last_op, op, memory_order_relaxed);
 	atomic_store_explicit(&cl->last_zxid, zxid, memory_order_relaxed);
 	if (xid > 0)
@@ -964,6 +974,8 @@ static int handle_auth(struct client *cl, struct jute_reader *r)
 			}
 		}
 	}
+	if (!ok)
+		metric_inc(auth_failed);
 	send_header_only(cl, ZXID_AUTH, 0, ok ? ZOK : ZAUTHFAILED);
 	if (!ok) {
 		log_warn("session 0x%" PRIx64 ": authentication failed for scheme '%.*s'",
@@ -1320,6 +1332,7 @@ static void on_idle(void *ctx, int io_index)
 
 void processors_net_callbacks(struct zk_state *st, struct net_callbacks *cb)
 {
+	auth_failed = metrics_counter("auth_failed_count", "addauth requests refused");
 	memset(cb, 0, sizeof *cb);
 	cb->ctx = st;
 	cb->on_open = on_open;
@@ -1349,28 +1362,48 @@ void processors_close_all_clients(const char *why)
 		log_info("closing %d client connection(s): %s", n, why);
 }
 
-size_t processors_describe_conns(char *out, size_t cap)
+void processors_each_conn(void (*fn)(void *arg, const struct zk_conn_info *ci), void *arg)
 {
-	size_t len = 0;
-	if (cap)
-		out[0] = '\0';
 	pthread_mutex_lock(&registry_lock);
-	for (struct client *cl = registry; cl && len + 1 < cap; cl = cl->next) {
+	for (struct client *cl = registry; cl; cl = cl->next) {
 		long n = atomic_load(&cl->lat_count);
-		int w = snprintf(out + len, cap - len,
-				 " /%s[1](queued=%d,recved=%ld,sent=%ld,sid=0x%" PRIx64 ",lop=%s,est=%" PRId64
-				 ",to=%d,lcxid=0x%lx,lzxid=0x%lx,lresp=0,llat=0,minlat=%ld,avglat=%ld,maxlat=%ld)\n",
-				 cl->peer, cl->in_flight, atomic_load(&cl->recved), atomic_load(&cl->sent),
-				 (uint64_t)cl->session_id, zk_op_name(atomic_load(&cl->last_op)),
-				 cl->established_ms, cl->timeout_ms, atomic_load(&cl->last_cxid),
-				 atomic_load(&cl->last_zxid), atomic_load(&cl->lat_min) / 1000,
-				 n ? atomic_load(&cl->lat_total) / n / 1000 : 0, atomic_load(&cl->lat_max) / 1000);
-		if (w < 0 || (size_t)w >= cap - len)
-			break;
-		len += (size_t)w;
+		struct zk_conn_info ci = {
+			.peer = cl->peer,
+			.queued = cl->in_flight,
+			.recved = atomic_load(&cl->recved),
+			.sent = atomic_load(&cl->sent),
+			.session_id = cl->session_id,
+			.last_op = n ? zk_op_short_name(atomic_load(&cl->last_op)) : "NA",
+			.established_ms = cl->established_ms,
+			.timeout_ms = cl->timeout_ms,
+			.last_cxid = n ? atomic_load(&cl->last_cxid) : -1,
+			.last_zxid = n ? atomic_load(&cl->last_zxid) : -1,
+			.last_response_ms = atomic_load(&cl->last_resp_ms),
+			.last_latency_ms = atomic_load(&cl->last_lat) / 1000,
+			.lat_min_ms = atomic_load(&cl->lat_min) / 1000,
+			.lat_avg_ms = n ? atomic_load(&cl->lat_total) / n / 1000 : 0,
+			.lat_max_ms = atomic_load(&cl->lat_max) / 1000,
+		};
+		fn(arg, &ci);
 	}
 	pthread_mutex_unlock(&registry_lock);
-	return len;
+}
+
+/* ZooKeeper's ServerCnxn.resetStats: counters, latencies and the last op. */
+void processors_reset_conn_stats(void)
+{
+	pthread_mutex_lock(&registry_lock);
+	for (struct client *cl = registry; cl; cl = cl->next) {
+		atomic_store(&cl->recved, 0);
+		atomic_store(&cl->sent, 0);
+		atomic_store(&cl->lat_count, 0);
+		atomic_store(&cl->lat_total, 0);
+		atomic_store(&cl->lat_min, 0);
+		atomic_store(&cl->lat_max, 0);
+		atomic_store(&cl->last_resp_ms, 0);
+		atomic_store(&cl->last_lat, 0);
+	}
+	pthread_mutex_unlock(&registry_lock);
 }
 
 void processors_reset_stats(struct zk_state *st)
@@ -1379,6 +1412,8 @@ void processors_reset_stats(struct zk_state *st)
 	atomic_store(&st->stats.lat_total_us, 0);
 	atomic_store(&st->stats.lat_min_us, 0);
 	atomic_store(&st->stats.lat_max_us, 0);
+	net_reset_packet_stats();
+	metrics_reset();
 }
 
 /* ---- wchs / wchc / wchp ------------------------------------------------------------ */
@@ -1395,10 +1430,13 @@ static int64_t session_of(net_addr a)
 	return 0;
 }
 
+/* ZooKeeper's watch dumps show its data-watch manager only: getData and
+ * exists watches, and persistent ones (which it files in both managers). */
 static void collect(void *arg, int kind, const char *path, size_t len, net_addr who)
 {
-	(void)kind;
 	struct wlist *l = arg;
+	if (kind != WATCH_DATA)
+		return;
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 64;
 		struct wpair *v = realloc(l->v, cap * sizeof *v);
@@ -1421,14 +1459,7 @@ static int by_sid(const void *a, const void *b)
 	return strcmp(x->path, y->path);
 }
 
-static int by_path(const void *a, const void *b)
-{
-	const struct wpair *x = a, *y = b;
-	int c = strcmp(x->path, y->path);
-	return c ? c : (x->sid < y->sid ? -1 : x->sid > y->sid);
-}
-
-size_t processors_describe_watches(char *out, size_t cap, char mode)
+size_t processors_watches(struct zk_watch **out)
 {
 	struct wlist l = { 0 };
 	watch_foreach(collect, &l);
@@ -1437,8 +1468,8 @@ size_t processors_describe_watches(char *out, size_t cap, char mode)
 		l.v[i].sid = session_of((net_addr)l.v[i].sid);
 	pthread_mutex_unlock(&registry_lock);
 	if (l.n)   /* qsort(NULL, 0, ...) is undefined */
-		qsort(l.v, l.n, sizeof *l.v, mode == 'p' ? by_path : by_sid);
-	/* a watch on one path in both managers is one line */
+		qsort(l.v, l.n, sizeof *l.v, by_sid);
+	/* one entry per (session, path) */
 	size_t n = 0;
 	for (size_t i = 0; i < l.n; i++) {
 		if (n && l.v[n - 1].sid == l.v[i].sid && strcmp(l.v[n - 1].path, l.v[i].path) == 0) {
@@ -1447,37 +1478,21 @@ size_t processors_describe_watches(char *out, size_t cap, char mode)
 		}
 		l.v[n++] = l.v[i];
 	}
-	size_t len = 0;
-	int w = 0;
-#define PUT(...) do { if (len < cap) { w = snprintf(out + len, cap - len, __VA_ARGS__); \
-			 if (w > 0) len += (size_t)w < cap - len ? (size_t)w : cap - len - 1; } } while (0)
-	if (mode == 's') {
-		size_t sessions = 0, paths = 0;
-		for (size_t i = 0; i < n; i++)
-			sessions += i == 0 || l.v[i].sid != l.v[i - 1].sid;
-		if (n)
-			qsort(l.v, n, sizeof *l.v, by_path);
-		for (size_t i = 0; i < n; i++)
-			paths += i == 0 || strcmp(l.v[i].path, l.v[i - 1].path) != 0;
-		PUT("%zu connections watching %zu paths\nTotal watches:%ld\n", sessions, paths, watch_total());
-	} else {
-		for (size_t i = 0; i < n; i++) {
-			bool head = mode == 'c' ? (i == 0 || l.v[i].sid != l.v[i - 1].sid)
-						: (i == 0 || strcmp(l.v[i].path, l.v[i - 1].path) != 0);
-			if (mode == 'c') {
-				if (head)
-					PUT("0x%" PRIx64 "\n", (uint64_t)l.v[i].sid);
-				PUT("\t%s\n", l.v[i].path);
-			} else {
-				if (head)
-					PUT("%s\n", l.v[i].path);
-				PUT("\t0x%" PRIx64 "\n", (uint64_t)l.v[i].sid);
-			}
-		}
+	struct zk_watch *w = n ? malloc(n * sizeof *w) : NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (w)
+			w[i] = (struct zk_watch){ l.v[i].path, l.v[i].sid };
+		else
+			free(l.v[i].path);
 	}
-#undef PUT
-	for (size_t i = 0; i < n; i++)
-		free(l.v[i].path);
 	free(l.v);
-	return len;
+	*out = w;
+	return w ? n : 0;
+}
+
+void processors_watches_free(struct zk_watch *w, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(w[i].path);
+	free(w);
 }

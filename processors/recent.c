@@ -82,3 +82,42 @@ int processors_recent_each(int64_t upto, void (*fn)(void *arg, int64_t zxid, con
 	pthread_mutex_unlock(&recent.lock);
 	return n;
 }
+
+/* ---- the digest log ---------------------------------------------------------
+ *
+ * ZooKeeper's DataTree.digestLog: the tree digest after every txn whose
+ * zxid is a multiple of 128, the last 1024 of them, which the `hash`
+ * command prints so that operators can compare servers at the same zxids.
+ * Final appends; hash readers copy under the lock. */
+
+#define DIGEST_LOG_INTERVAL 128
+#define DIGEST_LOG_MAX 1024
+
+static struct {
+	pthread_mutex_t lock;
+	struct zk_zxid_digest v[DIGEST_LOG_MAX];   /* ring */
+	int head, n;
+} digests = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+void recent_note_digest(int64_t zxid, uint64_t digest)
+{
+	if (zxid % DIGEST_LOG_INTERVAL != 0)
+		return;
+	pthread_mutex_lock(&digests.lock);
+	if (digests.n == DIGEST_LOG_MAX) {
+		digests.head = (digests.head + 1) % DIGEST_LOG_MAX;
+		digests.n--;
+	}
+	digests.v[(digests.head + digests.n++) % DIGEST_LOG_MAX] = (struct zk_zxid_digest){ zxid, digest };
+	pthread_mutex_unlock(&digests.lock);
+}
+
+size_t processors_digest_log(struct zk_zxid_digest *out, size_t cap)
+{
+	pthread_mutex_lock(&digests.lock);
+	size_t n = 0;
+	for (; n < (size_t)digests.n && n < cap; n++)
+		out[n] = digests.v[(digests.head + (int)n) % DIGEST_LOG_MAX];
+	pthread_mutex_unlock(&digests.lock);
+	return n;
+}

@@ -28,6 +28,10 @@ struct zreq {
 	int32_t xid;
 	int32_t type;               /* ZOP_* of the request */
 	int64_t recv_ns;            /* monotonic time it arrived, for latency */
+	/* Stage metrics (stage.c): when it was queued at its current stage
+	 * (written by the producer before the enqueue publishes it) and when
+	 * that stage took it (the stage thread). Monotonic ns. */
+	int64_t enq_ns, take_ns;
 	uint8_t *body;              /* the request body after the header, owned */
 	size_t body_len;
 	bool old_client;            /* connect: the client sent no readOnly flag */

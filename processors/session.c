@@ -79,6 +79,14 @@ void sessions_free(struct session_table *t)
 	free(t);
 }
 
+void sessions_foreach(struct session_table *t, void (*fn)(void *arg, const struct zsession *s), void *arg)
+{
+	struct cds_lfht_iter it;
+	struct zsession *s;
+	cds_lfht_for_each_entry(t->ht, &it, s, hnode)
+		fn(arg, s);
+}
+
 struct zsession *sessions_find(struct session_table *t, int64_t id)
 {
 	struct cds_lfht_iter it;

@@ -50,6 +50,8 @@ struct session_table *sessions_new(int64_t myid);
 void sessions_free(struct session_table *t);
 /* Reader: inside rcu_read_lock. */
 struct zsession *sessions_find(struct session_table *t, int64_t id);
+/* Reader: inside rcu_read_lock; fn sees every session in no order. */
+void sessions_foreach(struct session_table *t, void (*fn)(void *arg, const struct zsession *s), void *arg);
 /* Final only. */
 struct zsession *sessions_add(struct session_table *t, int64_t id, int timeout_ms);
 void sessions_remove(struct session_table *t, struct zsession *s);

@@ -11,6 +11,13 @@
  *
  * A stage forwards its batch to the next with stage_push_batch: one splice
  * and at most one wake-up per batch, never one per request.
+ *
+ * Metrics (net/metrics.h), registered by stage_init under the stage's name
+ * ("zkd-sync" -> stage="sync"): the queue's depth, requests per batch, and
+ * per request the time waited in the queue and the time spent in the stage
+ * (taken -> handed to the next stage). A request carries the time it was
+ * queued (zreq.enq_ns) and taken (zreq.take_ns); the stage reads the clock
+ * once per batch taken and once per batch handed on, not per request.
  */
 #ifndef ZKD_PROCESSORS_STAGE_H
 #define ZKD_PROCESSORS_STAGE_H
@@ -20,6 +27,8 @@
 #include <stdbool.h>
 
 #include <urcu/wfcqueue.h>
+
+#include "net/metrics.h"
 
 struct zreq;
 
@@ -39,6 +48,24 @@ struct stage {
 	/* The batch being built for `next` (stage thread only). */
 	struct cds_wfcq_head out_head;
 	struct cds_wfcq_tail out_tail;
+	long out_n;                       /* requests in it (stage thread only) */
+	/* The queue's depth is pushed - taken, read by the depth gauge's
+	 * callback: producers count what they enqueue each in its own shard
+	 * (no cache line shared between producers), the stage thread what it
+	 * takes (stage_init also adds what was dropped while it was stopped). */
+	struct metric_counter pushed;
+	atomic_llong taken;
+	/* Set by the first stage_init; recorded by this stage's thread, except depth,
+	 * which producers raise by what they enqueue and the stage thread
+	 * lowers by what it takes (readers: the metrics endpoints). */
+	struct {
+		const char *stage;                   /* the label: "sync" */
+		struct metric_gauge *depth;          /* queued, not yet taken (pushed - taken) */
+		struct metric_summary *batch;        /* requests per batch taken */
+		struct metric_summary *queue_time;   /* µs: queued -> taken */
+		struct metric_summary *process_time; /* µs: taken -> handed on (Final: replied) */
+		struct metric_summary *through;      /* µs: queued -> handed on; NULL = not kept */
+	} m;
 };
 
 /* The input queue (head/tail) must have been cds_wfcq_init'ed once before. */

@@ -40,6 +40,9 @@ struct syncer {
 	bool pending, stop, started;
 	pthread_t thread;
 	int64_t last_purge_ms;          /* zkd-snap only */
+	/* Registered by syncer_init, recorded by zkd-sync once per group
+	 * commit (net/metrics.h; the metrics endpoints read them). */
+	struct metric_summary *fsync_time, *batch_size, *flush_time;
 };
 
 static struct syncer syncer = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
@@ -85,10 +88,15 @@ static void sync_batch_done(struct stage *s)
 {
 	struct syncer *y = s->ctx;
 	struct zk_stats *k = &y->st->stats;
+	int64_t t0 = y->batch ? metrics_now_ns() : 0;
 	if (txnlog_sync(y->st->storage.log) != 0)
 		die(y, "write or fdatasync");
 	if (y->batch) {
 		long us = (long)txnlog_last_fsync_us(y->st->storage.log);
+		metric_observe(y->flush_time, (metrics_now_ns() - t0) / 1000);
+		metric_observe(y->fsync_time, us);
+		metric_observe(y->batch_size, y->batch);
+		/* zk_stats' copies: until mntr reads the registry (server/monitor.c) */
 		summary_add(&k->fsync_count, &k->fsync_total_us, &k->fsync_min_us, &k->fsync_max_us, us);
 		summary_add(&k->batch_count, &k->batch_total, &k->batch_min, &k->batch_max, y->batch);
 		y->batch = 0;
@@ -189,6 +197,13 @@ int syncer_init(struct stage *s, struct stage *next, struct zk_state *st)
 	y->since_snap = 0;
 	y->snap_at = next_threshold(st->storage.snap_count);
 	y->pending = y->stop = false;
+	y->fsync_time = metrics_summary("fsynctime", "Time of the txn log's fdatasync per group commit (ms)",
+					METRIC_BASIC, METRIC_US_AS_MS);
+	y->batch_size = metrics_summary("sync_processor_batch_size", "Txns written per group commit (one fdatasync)",
+					METRIC_BASIC, METRIC_UNIT);
+	y->flush_time = metrics_summary("sync_processor_queue_flush_time_ms",
+					"Time to write and fdatasync the txn log per group commit (ms)",
+					METRIC_ADVANCED, METRIC_US_AS_MS);
 	stage_init(s, "zkd-sync", sync_handle, next, y);
 	s->batch_done = sync_batch_done;
 	if (pthread_create(&y->thread, NULL, snap_main, y) != 0) {

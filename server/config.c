@@ -101,9 +101,12 @@ void config_defaults(struct zkd_config *cfg)
 	cfg->fle_max_notification_interval = 60000;
 	cfg->sessionless_cnxn_timeout_ms = 10000;
 	cfg->reconfig_enabled = false;
-	cfg->admin_enable_server = true;
-	cfg->admin_server_port = 8080;
-	copy_str(cfg->admin_server_address, sizeof cfg->admin_server_address, "0.0.0.0");
+	cfg->admin_enable = true;
+	cfg->admin_port = 8080;
+	copy_str(cfg->admin_address, sizeof cfg->admin_address, "0.0.0.0");
+	copy_str(cfg->admin_command_url, sizeof cfg->admin_command_url, "/commands");
+	copy_str(cfg->metrics_host, sizeof cfg->metrics_host, "0.0.0.0");
+	cfg->metrics_port = 7000;
 	cfg->container_check_interval_ms = 60000;
 	cfg->fsync_warning_threshold_ms = 1000;
 	cfg->container_max_per_minute = 10000;
@@ -397,9 +400,16 @@ static const struct key_spec key_specs[] = {
 	/* SyncRequestProcessor warns when one fsync takes longer than this */
 	SYS_INT_KEY("fsync.warningthresholdms", fsync_warning_threshold_ms, 0, INT_MAX),
 	SYS_INT_KEY("preAllocSize", pre_alloc_size_kb, 1, INT_MAX),
-	SYS_BOOL_KEY("admin.enableServer", admin_enable_server),
-	SYS_INT_KEY("admin.serverPort", admin_server_port, 0, 65535),
-	SYS_STR_KEY("admin.serverAddress", admin_server_address),
+	/* JettyAdminServer's zookeeper.admin.*; admin.idleTimeout is quiet */
+	SYS_BOOL_KEY("admin.enableServer", admin_enable),
+	SYS_INT_KEY("admin.serverPort", admin_port, 0, 65535),
+	SYS_STR_KEY("admin.serverAddress", admin_address),
+	SYS_STR_KEY("admin.commandURL", admin_command_url),
+	/* QuorumPeerConfig hands metricsProvider.* (prefix cut) to the provider;
+	 * they are never system properties. exportJvmInfo is quiet: no JVM. */
+	STR_KEY("metricsProvider.className", metrics_class),
+	STR_KEY("metricsProvider.httpHost", metrics_host),
+	PORT_KEY("metricsProvider.httpPort", metrics_port),
 	SYS_BOOL_KEY("extendedTypesEnabled", extended_types_enabled),
 	/* ContainerManager: how often containers and TTL nodes are swept */
 	SYS_INT_KEY("znode.container.checkIntervalMs", container_check_interval_ms, 1, INT_MAX),
@@ -1176,7 +1186,7 @@ size_t config_describe(const struct zkd_config *cfg, char *out, size_t outlen)
 /* The words ZooKeeper 3.8 knows (FourLetterCommands); "*" means these. */
 static const char *const known_4lw[] = {
 	"conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "ruok", "stmk", "srst",
-	"srvr", "stat", "wchc", "wchp", "wchs", "mntr", "isro", "icfg", "sysp",
+	"srvr", "stat", "wchc", "wchp", "wchs", "mntr", "isro", "hash",
 };
 
 static bool is_known_4lw(const char *cmd)
@@ -1194,6 +1204,9 @@ bool config_4lw_allowed(const struct zkd_config *cfg, const char *cmd)
 {
 	/* zkServer.sh status depends on srvr, so ZooKeeper always allows it */
 	if (strcmp(cmd, "srvr") == 0)
+		return true;
+	/* and isro, which read-only clients probe servers with */
+	if (cfg->readonly_mode_enabled && strcmp(cmd, "isro") == 0)
 		return true;
 	size_t cmd_len = strlen(cmd);
 	const char *p = cfg->fourlw_whitelist;

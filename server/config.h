@@ -57,9 +57,16 @@ struct zkd_config {
 	int pre_alloc_size_kb;      /* preAllocSize; default 65536 */
 	bool standalone_enabled;    /* default true */
 	bool reconfig_enabled;      /* default false */
-	bool admin_enable_server;   /* admin.enableServer; default true */
-	int admin_server_port;      /* default 8080 */
-	char admin_server_address[256]; /* default 0.0.0.0 */
+	/* The AdminServer (server/admin.c), ZooKeeper's zookeeper.admin.* */
+	bool admin_enable;          /* admin.enableServer; default true */
+	int admin_port;             /* admin.serverPort; default 8080 */
+	char admin_address[256];    /* admin.serverAddress; default 0.0.0.0 */
+	char admin_command_url[256];/* admin.commandURL; default /commands */
+	/* metricsProvider.*: zkd serves Prometheus text when className names
+	 * ZooKeeper's PrometheusMetricsProvider; "" = no provider configured */
+	char metrics_class[256];    /* metricsProvider.className; default "" */
+	char metrics_host[256];     /* metricsProvider.httpHost; default 0.0.0.0 */
+	int metrics_port;           /* metricsProvider.httpPort; default 7000 */
 	bool extended_types_enabled; /* default false */
 	int container_check_interval_ms; /* znode.container.checkIntervalMs; default 60000 */
 	int container_max_per_minute;    /* znode.container.maxPerMinute; default 10000 */

@@ -14,21 +14,34 @@
  * thread and taken by this one with sigwait: SIGINT and SIGTERM stop the
  * server; SIGHUP reloads the TLS key, certificates and CAs from their files
  * (new TLS connections get them; sessions and connections stay).
+ *
+ * A clean stop (stop()) loses no session: clients are no longer read,
+ * the requests already inside the pipeline finish (logged, applied,
+ * answered), then the connections close without closeSession txns, so the
+ * next start recovers every session from the log and a client that comes
+ * back within its timeout finds its session and its ephemerals.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <urcu.h>
 
 #include "election/election.h"
 #include "net/log.h"
+#include "net/metrics.h"
 #include "processors/session.h"
 #include "reaper.h"
 #include "server.h"
@@ -66,6 +79,7 @@ static int parse_args(int argc, char **argv, struct zkd_config *cfg)
 		usage();
 		return -1;
 	}
+	log_info("Reading configuration from: %s", path);
 	if (config_read(cfg, path, err, sizeof err) != 0) {
 		log_error("%s", err);
 		return -1;
@@ -108,6 +122,102 @@ static int make_dir(const char *path)
 		*p = '/';
 	}
 	return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* ---- start-up lines -------------------------------------------------------------
+ *
+ * Operators grep ZooKeeper's logs for a few fixed phrases; zkd logs the same
+ * phrases (in its own line format) for the same events. */
+
+/* host:port as ZooKeeper's NetUtils.formatInetAddr writes a configured
+ * address ("0.0.0.0:2181", "[::1]:2181"). */
+static const char *format_addr(const char *host, int port, char *buf, size_t cap)
+{
+	if (!host || !*host)
+		host = "0.0.0.0";
+	snprintf(buf, cap, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+	return buf;
+}
+
+/* As Java's InetSocketAddress.toString, which ZooKeeper's "binding to port"
+ * line prints: "0.0.0.0/0.0.0.0:2181", "/127.0.0.1:2181",
+ * "localhost/127.0.0.1:2181". */
+static const char *format_bind(const char *host, int port, char *buf, size_t cap)
+{
+	unsigned char bin[16];
+	if (!host || !*host) {
+		snprintf(buf, cap, "0.0.0.0/0.0.0.0:%d", port);
+	} else if (inet_pton(AF_INET, host, bin) == 1) {
+		snprintf(buf, cap, "/%s:%d", host, port);
+	} else if (inet_pton(AF_INET6, host, bin) == 1) {
+		snprintf(buf, cap, "/[%s]:%d", host, port);
+	} else {
+		char ip[INET6_ADDRSTRLEN] = "";
+		struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
+		if (getaddrinfo(host, NULL, &hints, &ai) == 0 && ai) {
+			const void *a = ai->ai_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr
+								 : (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr;
+			inet_ntop(ai->ai_family, a, ip, sizeof ip);
+		}
+		if (ai)
+			freeaddrinfo(ai);
+		snprintf(buf, cap, "%s/%s:%d", host, ip, port);
+	}
+	return buf;
+}
+
+/* QuorumPeerConfig's and ZooKeeperServer's lines, once the file is read. */
+static void log_config(const struct zkd_config *cfg)
+{
+	char a[600];
+	if (cfg->client_port)
+		log_info("clientPortAddress is %s", format_addr(cfg->client_port_address, cfg->client_port, a, sizeof a));
+	else
+		log_info("clientPort is not set");
+	if (cfg->secure_client_port)
+		log_info("secureClientPortAddress is %s",
+			 format_addr(cfg->secure_client_port_address, cfg->secure_client_port, a, sizeof a));
+	else
+		log_info("secureClientPort is not set");
+	if (config_is_distributed(cfg))
+		log_info("Starting quorum peer, myid=%lld", (long long)cfg->myid);
+	else
+		log_info("Either no config or no quorum defined in config, running in standalone mode");
+
+	/* ZooKeeper's Environment.list, with what stands for the JVM here */
+	struct utsname u;
+	if (uname(&u) != 0)
+		memset(&u, 0, sizeof u);
+	char host[256] = "", cwd[1024] = "";
+	gethostname(host, sizeof host - 1);
+	if (!getcwd(cwd, sizeof cwd))
+		cwd[0] = '\0';
+	struct passwd *pw = getpwuid(geteuid());
+	log_info("Server environment:zookeeper.version=%s, built on %s %s", ZKD_VERSION, __DATE__, __TIME__);
+	log_info("Server environment:host.name=%s", host);
+#if defined(__GNUC__) && !defined(__clang__)
+	log_info("Server environment:zkd.compiler=gcc %s", __VERSION__);
+#elif defined(__VERSION__)
+	log_info("Server environment:zkd.compiler=%s", __VERSION__);
+#endif
+	log_info("Server environment:zkd.openssl=%s", OpenSSL_version(OPENSSL_VERSION));
+	log_info("Server environment:zkd.config=%s", cfg->path);
+	log_info("Server environment:zkd.pid=%ld", (long)getpid());
+	log_info("Server environment:zkd.cpus=%ld", sysconf(_SC_NPROCESSORS_ONLN));
+	log_info("Server environment:os.name=%s", u.sysname);
+	log_info("Server environment:os.arch=%s", u.machine);
+	log_info("Server environment:os.version=%s", u.release);
+	log_info("Server environment:user.name=%s", pw ? pw->pw_name : "?");
+	log_info("Server environment:user.home=%s", pw ? pw->pw_dir : "?");
+	log_info("Server environment:user.dir=%s", cwd);
+
+	log_info("minSessionTimeout set to %d ms", cfg->min_session_timeout);
+	log_info("maxSessionTimeout set to %d ms", cfg->max_session_timeout);
+	/* ZooKeeper's datadir is where the txn logs go, its snapdir dataDir */
+	log_info("Created server with tickTime %d ms minSessionTimeout %d ms maxSessionTimeout %d ms "
+		 "clientPortListenBacklog %d datadir %s/version-2 snapdir %s/version-2",
+		 cfg->tick_time, cfg->min_session_timeout, cfg->max_session_timeout, cfg->client_port_listen_backlog,
+		 cfg->data_log_dir[0] ? cfg->data_log_dir : cfg->data_dir, cfg->data_dir);
 }
 
 static void limits_from_config(const struct zkd_config *cfg, struct zk_limits *l)
@@ -200,10 +310,19 @@ static int recover(struct zk_state *st)
 	restored.table = st->sessions;
 	struct recovery_cb cb = { session_restored, session_closed, NULL };
 	struct recovery_result res;
+	int64_t t0 = mono_ms();
 	if (recovery_run(st->storage.data_dir, st->storage.data_log_dir, false, &cb, &res, err, sizeof err) != 0) {
 		log_error("cannot recover the data in %s: %s", st->storage.data_dir, err);
 		return -1;
 	}
+	/* ZooKeeper's ZKDatabase line, snapshot and log replay together */
+	long long took = (long long)(mono_ms() - t0);
+	log_info("Snapshot loaded in %lld ms, highest zxid is 0x%llx", took, (unsigned long long)res.last_zxid);
+	metric_observe(metrics_summary("dbinittime", "Time to load the data at start (ms)", METRIC_BASIC, METRIC_UNIT),
+		       took);
+	metric_observe(metrics_summary("startup_txns_loaded", "Txns replayed from the log at start", METRIC_BASIC,
+				       METRIC_UNIT),
+		       res.txns);
 	st->tree = res.tree;
 	rcu_read_lock();
 	tree_init_system_nodes(st->tree);   /* a snapshot of another server may lack them */
@@ -261,10 +380,10 @@ static void quorum_from_config(const struct zkd_config *cfg, struct quorum_confi
 	t->ciphersuites = cfg->ssl_q_ciphersuites;
 }
 
-static void on_4lw(void *ctx, struct net_conn *c, const char cmd[4])
+static void on_4lw(void *ctx, struct net_conn *c, const char cmd[4], const uint8_t *rest, size_t rest_len)
 {
 	struct zk_state *st = ctx;
-	fourlw_handle(caa_container_of(st, struct zkd_server, st), c, cmd);
+	fourlw_handle(caa_container_of(st, struct zkd_server, st), c, cmd, rest, rest_len);
 }
 
 static int start(struct zkd_server *srv)
@@ -320,6 +439,10 @@ static int start(struct zkd_server *srv)
 		tracker_add(NULL, restored.ids[i]);
 	free(restored.ids);
 	restored.ids = NULL;
+	if (prometheus_start(srv, err, sizeof err) != 0) {
+		log_error("cannot serve Prometheus metrics on port %d: %s", cfg->metrics_port, err);
+		return -1;
+	}
 
 	struct net_callbacks cb;
 	processors_net_callbacks(st, &cb);
@@ -336,12 +459,21 @@ static int start(struct zkd_server *srv)
 		.n_threads = ncpu > 0 ? (int)ncpu : 1,
 		.max_frame = (uint32_t)cfg->jute_maxbuffer,
 		.max_cnxns_per_ip = cfg->max_client_cnxns,
+		.listen_backlog = cfg->client_port_listen_backlog,   /* <= 0: net/'s default */
 		.sessionless_timeout_ms = cfg->sessionless_cnxn_timeout_ms,
 	};
+	char a[600];
+	if (cfg->client_port)
+		log_info("binding to port %s", format_bind(cfg->client_port_address, cfg->client_port, a, sizeof a));
+	if (cfg->secure_client_port)
+		log_info("binding to port %s",
+			 format_bind(cfg->secure_client_port_address, cfg->secure_client_port, a, sizeof a));
 	if (net_start(&nc, &cb, err, sizeof err) != 0) {
 		log_error("cannot serve clients: %s", err);
 		return -1;
 	}
+	if (admin_start(srv, err, sizeof err) != 0)
+		log_warn("Problem starting AdminServer on port %d, going on without it: %s", cfg->admin_port, err);
 	char where[600] = "";
 	if (net_bound_port() >= 0)
 		snprintf(where, sizeof where, "%s:%d", cfg->client_port_address[0] ? cfg->client_port_address : "0.0.0.0",
@@ -356,28 +488,88 @@ static int start(struct zkd_server *srv)
 	return 0;
 }
 
-static void stop(struct zkd_server *srv)
+/* How long the I/O threads get to stop reading, and the pipeline to finish
+ * what it holds, at shutdown. Both are normally done in milliseconds; the
+ * bounds matter only without a quorum (a follower's forwarded writes wait
+ * for a leader), and stay below the stop timeouts of init systems and of
+ * our test harnesses (5 s and more), so a stop is never a kill. */
+#define QUIESCE_MS 2000
+#define DRAIN_MS   3000
+
+/* The clean stop (SIGTERM, SIGINT): the threads in the reverse order of
+ * start(), the network in two steps around the drain. One line per step.
+ * Returns the exit status: 0, or 1 if the txn log could not be synced. */
+static int stop(struct zkd_server *srv, int sig)
 {
+	struct zk_state *st = &srv->st;
+	int64_t t0 = mono_ms();
+	log_info("shutting down on signal %d (%s)", sig, strsignal(sig));
+	net_quiesce(QUIESCE_MS);
+	prometheus_stop();
+	admin_stop();
+	int64_t t_quiet = mono_ms();
+	long before = atomic_load(&st->stats.outstanding);
+	log_info("shutdown: stopped accepting connections and reading requests (%ld request(s) in flight)",
+		 before > 0 ? before : 0);
 	reaper_stop();
 	tracker_stop();
-	quorum_stop(srv->quorum);
+	log_info("shutdown: session tracker and container reaper stopped (no session expires from here on)");
+	long left = processors_drain(st, DRAIN_MS);
+	if (left)
+		log_warn("shutdown: %ld request(s) still in the pipeline after %d ms are dropped (none of them "
+			 "was acknowledged)", left, DRAIN_MS);
+	else
+		log_info("shutdown: pipeline drained %lld ms after reading stopped (requests in flight finished "
+			 "and answered)", (long long)(mono_ms() - t_quiet));
+	struct net_stats ns;    /* before an ensemble's teardown closes its clients */
+	net_get_stats(&ns);
+	if (srv->quorum) {
+		quorum_stop(srv->quorum);
+		srv->quorum = NULL;
+		log_info("shutdown: left the ensemble");
+	}
 	processors_stop();
+	log_info("shutdown: request processors stopped");
 	net_stop();
+	log_info("shutdown: %llu client connection(s) closed; their sessions stay open for their clients "
+		 "to resume after a restart", (unsigned long long)ns.connections);
 	processors_cleanup();
-	txnlog_close(srv->st.storage.log);
+	int rc = 0;
+	struct txnlog *l = st->storage.log;
+	if (l && txnlog_failed(l)) {
+		log_error("shutdown: the txn log failed earlier: %s", txnlog_error(l));
+		rc = 1;
+	}
+	if (txnlog_close(l) != 0)
+		rc = 1;
+	st->storage.log = NULL;
+	if (!rc)
+		log_info("shutdown: txn log synced and closed");
 	rcu_barrier();
-	sessions_free(srv->st.sessions);
-	tree_free(srv->st.tree);
+	sessions_free(st->sessions);
+	tree_free(st->tree);
+	log_info("shutdown: done in %lld ms; exiting%s", (long long)(mono_ms() - t0), rc ? " with status 1" : " normally");
+	return rc;
 }
 
 int main(int argc, char **argv)
 {
 	log_thread_name("zkd-main");
+	/* ZKD_LOG_LEVEL=debug|info|warn|error: lines below it are dropped */
 	const char *lvl = getenv("ZKD_LOG_LEVEL");
-	if (lvl && !strcmp(lvl, "debug"))
-		log_set_level(LOG_DEBUG);
+	if (lvl && *lvl) {
+		static const char *names[] = { "debug", "info", "warn", "error" };
+		int i = 0;
+		while (i < 4 && strcasecmp(lvl, names[i]) != 0)
+			i++;
+		if (i < 4)
+			log_set_level((enum log_level)i);
+		else
+			log_warn("ZKD_LOG_LEVEL=%s: not one of debug, info, warn, error; logging at info", lvl);
+	}
 	if (parse_args(argc, argv, &server.cfg) != 0)
 		return 2;
+	log_config(&server.cfg);
 
 	sigset_t set;
 	sigemptyset(&set);
@@ -385,6 +577,12 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);   /* inherited by every thread */
+	/* A signal ignored when it arrives is discarded, never seen by
+	 * sigwait: nohup (zkdctl start) ignores SIGHUP, a shell's background
+	 * job SIGINT. Blocked, the default action never runs. */
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
 	signal(SIGPIPE, SIG_IGN);
 
 	rcu_register_thread();
@@ -400,8 +598,7 @@ int main(int argc, char **argv)
 		else if (net_tls_reload(err, sizeof err) != 0)
 			log_error("SIGHUP: TLS certificates not reloaded, the old ones stay in use: %s", err);
 	}
-	log_info("signal %d: shutting down", sig);
-	stop(&server);
+	int rc = stop(&server, sig);
 	rcu_unregister_thread();
-	return 0;
+	return rc;
 }

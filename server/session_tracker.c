@@ -28,6 +28,7 @@
 #include <urcu/wfcqueue.h>
 
 #include "net/log.h"
+#include "net/metrics.h"
 #include "net/tsan.h"
 #include "processors/session.h"
 
@@ -95,6 +96,15 @@ static bool file_session(struct tracker *t, int64_t id, int64_t now, bool *expir
 	return true;
 }
 
+/* ZooKeeper's stale_sessions_expired; zkd-session adds. */
+static struct metric_counter *expired_count;
+
+static void expire(struct tracker *t, int64_t id)
+{
+	if (processors_expire_session(t->st, id))
+		metric_inc(expired_count);
+}
+
 static void take_new_sessions(struct tracker *t, int64_t now)
 {
 	struct cds_wfcq_head h;
@@ -108,7 +118,7 @@ static void take_new_sessions(struct tracker *t, int64_t now)
 		struct new_session *ns = caa_container_of(node, struct new_session, node);
 		bool expired;
 		if (file_session(t, ns->id, now, &expired) && expired)
-			processors_expire_session(t->st, ns->id);
+			expire(t, ns->id);
 		free(ns);
 	}
 }
@@ -123,7 +133,7 @@ static void process_due(struct tracker *t, int64_t due, int64_t now)
 	for (size_t i = 0; i < n; i++) {
 		bool expired;
 		if (file_session(t, ids[i], now, &expired) && expired)
-			processors_expire_session(t->st, ids[i]);
+			expire(t, ids[i]);
 	}
 	free(ids);
 }
@@ -171,6 +181,7 @@ void tracker_add(void *arg, int64_t session_id)
 
 int tracker_start(struct zk_state *st)
 {
+	expired_count = metrics_counter("stale_sessions_expired", "Sessions expired for silence");
 	struct tracker *t = &tracker;
 	t->st = st;
 	t->tick = st->limits.tick_time > 0 ? st->limits.tick_time : 2000;

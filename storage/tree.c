@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "net/log.h"
+#include "digest.h"
 #include "quota.h"
 #include "tree_internal.h"
 
@@ -194,6 +195,7 @@ static struct znode *node_insert(struct ztree *t, const char *path, size_t len, 
 	}
 	atomic_fetch_add(&t->node_count, 1);
 	atomic_fetch_add(&t->data_bytes, (long)len + (v->data && v->data->len > 0 ? v->data->len : 0));
+	tree_digest_enter(t, n);
 	return n;
 }
 
@@ -215,11 +217,24 @@ static struct znode_ver *ver_new_empty(void)
 }
 
 /* Publishes `nv` as n's version and retires the old one. */
-void tree_node_publish(struct znode *n, struct znode_ver *nv)
+void tree_node_publish(struct ztree *t, struct znode *n, struct znode_ver *nv)
 {
 	struct znode_ver *old = n->ver;
+	nv->digest = tree_node_digest(n->path, n->path_len, nv);
+	atomic_fetch_add_explicit(&t->digest, nv->digest - old->digest, memory_order_relaxed);
 	atomic_store_explicit(&n->ver, nv, memory_order_release);
 	ver_retire(old);
+}
+
+void tree_digest_enter(struct ztree *t, const struct znode *n)
+{
+	n->ver->digest = tree_node_digest(n->path, n->path_len, n->ver);
+	atomic_fetch_add_explicit(&t->digest, n->ver->digest, memory_order_relaxed);
+}
+
+void tree_digest_leave(struct ztree *t, const struct znode *n)
+{
+	atomic_fetch_sub_explicit(&t->digest, n->ver->digest, memory_order_relaxed);
 }
 
 static struct zkids *kids_with(const struct zkids *old, const char *name, uint32_t len)
@@ -254,7 +269,7 @@ static struct zkids *kids_without(const struct zkids *old, const char *name, uin
 	return k;
 }
 
-static void link_child(struct znode *parent, struct znode *child, int32_t parent_cversion, int64_t zxid)
+static void link_child(struct ztree *t, struct znode *parent, struct znode *child, int32_t parent_cversion, int64_t zxid)
 {
 	struct znode_ver *pv = tree_ver_clone(parent->ver);
 	tree_kids_unref(pv->kids);
@@ -267,7 +282,7 @@ static void link_child(struct znode *parent, struct znode *child, int32_t parent
 		pv->stat.cversion = parent_cversion;
 	if (zxid > pv->stat.pzxid)
 		pv->stat.pzxid = zxid;
-	tree_node_publish(parent, pv);
+	tree_node_publish(t, parent, pv);
 }
 
 void tree_init_system_nodes(struct ztree *t)
@@ -300,7 +315,7 @@ void tree_init_system_nodes(struct ztree *t)
 		struct znode_ver *pv = tree_ver_clone(parent->ver);
 		tree_kids_unref(pv->kids);
 		pv->kids = kids_with(parent->ver->kids, n->path + (name - sys[i]), (uint32_t)nlen);
-		tree_node_publish(parent, pv);
+		tree_node_publish(t, parent, pv);
 	}
 }
 
@@ -329,7 +344,7 @@ int tree_create(struct ztree *t, const struct tree_create_args *a, struct zk_sta
 		tree_ver_free_cb(&v->rcu);
 		return ZNODEEXISTS;
 	}
-	link_child(parent, n, a->parent_cversion, a->zxid);
+	link_child(t, parent, n, a->parent_cversion, a->zxid);
 	if (out)
 		tree_client_stat(v, out);
 	return ZOK;
@@ -351,10 +366,11 @@ int tree_delete(struct ztree *t, const char *path, size_t len, int64_t zxid)
 	pv->kids = kids_without(parent->ver->kids, name, (uint32_t)nlen);
 	if (zxid > pv->stat.pzxid)
 		pv->stat.pzxid = zxid;
-	tree_node_publish(parent, pv);
+	tree_node_publish(t, parent, pv);
 
 	struct znode_ver *v = n->ver;
 	long bytes = (long)len + (v->data && v->data->len > 0 ? v->data->len : 0);
+	tree_digest_leave(t, n);
 	cds_lfht_del(t->ht, &n->hnode);
 	ver_retire(v);
 	call_rcu(&n->rcu, node_free_cb);
@@ -376,7 +392,7 @@ int tree_set_data(struct ztree *t, const char *path, size_t len, const uint8_t *
 	v->stat.version = version;
 	v->stat.mzxid = zxid;
 	v->stat.mtime = time;
-	tree_node_publish(n, v);
+	tree_node_publish(t, n, v);
 	atomic_fetch_add(&t->data_bytes, (long)(data_len > 0 ? data_len : 0) - before);
 	if (out)
 		tree_client_stat(v, out);
@@ -392,7 +408,7 @@ int tree_replace_data(struct ztree *t, const char *path, size_t len, const uint8
 	long before = v->data && v->data->len > 0 ? v->data->len : 0;
 	tree_blob_unref(v->data);
 	v->data = tree_blob_new(data, data_len);
-	tree_node_publish(n, v);
+	tree_node_publish(t, n, v);
 	atomic_fetch_add(&t->data_bytes, (long)(data_len > 0 ? data_len : 0) - before);
 	return ZOK;
 }
@@ -407,7 +423,7 @@ int tree_set_acl(struct ztree *t, const char *path, size_t len, const uint8_t *a
 	tree_blob_unref(v->acl);
 	v->acl = tree_blob_new(acl, (int32_t)acl_len);
 	v->stat.aversion = aversion;
-	tree_node_publish(n, v);
+	tree_node_publish(t, n, v);
 	if (out)
 		tree_client_stat(v, out);
 	return ZOK;

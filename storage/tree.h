@@ -58,6 +58,7 @@ struct znode_ver {
 	struct zblob *data;
 	struct zblob *acl;          /* the ACL vector, jute-encoded as on the wire */
 	struct zkids *kids;         /* NULL = no children */
+	uint64_t digest;            /* this version's share of the tree digest (digest.h) */
 };
 
 struct znode {
@@ -77,6 +78,9 @@ struct ztree {
 	struct cds_lfht *ht;
 	atomic_long node_count;     /* writer updates, anyone reads */
 	atomic_long data_bytes;     /* approximate: paths + data */
+	/* ZooKeeper's running tree digest (digest.h): the writer adds and
+	 * subtracts node digests as versions come and go; anyone reads. */
+	atomic_ullong digest;
 	struct quota_set *quotas;   /* writer only: paths with a quota (quota.c) */
 };
 

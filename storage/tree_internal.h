@@ -22,7 +22,12 @@ void tree_kids_unref(struct zkids *k);
 struct znode_ver *tree_ver_clone(const struct znode_ver *old);
 /* Frees a version and drops its blobs (the call_rcu callback). */
 void tree_ver_free_cb(struct rcu_head *h);
-/* (writer) Publishes nv as n's version and retires the old one. */
-void tree_node_publish(struct znode *n, struct znode_ver *nv);
+/* (writer) Publishes nv as n's version, moves t's digest from the old
+ * version's share to nv's, and retires the old one. */
+void tree_node_publish(struct ztree *t, struct znode *n, struct znode_ver *nv);
+/* (writer) A node enters or leaves the tree: its version's share of the
+ * digest is computed (enter) and added, or subtracted (leave). */
+void tree_digest_enter(struct ztree *t, const struct znode *n);
+void tree_digest_leave(struct ztree *t, const struct znode *n);
 
 #endif

@@ -124,6 +124,7 @@ static int frame_pop(struct tree_loader *ld, char *err, size_t errlen)
 	int32_t dlen = n->ver->data && n->ver->data->len > 0 ? n->ver->data->len : 0;
 	atomic_fetch_add(&ld->t->node_count, 1);
 	atomic_fetch_add(&ld->t->data_bytes, (long)n->path_len + dlen);
+	tree_digest_enter(ld->t, n);
 	return 0;
 }
 
@@ -193,7 +194,7 @@ int tree_loader_add(struct tree_loader *ld, const char *path, size_t len, const 
 			struct zkid extra = { kid, (uint32_t)nlen };
 			const struct zkids *old = parent->ver->kids;
 			pv->kids = kids_build(old ? old->v : NULL, old ? old->n : 0, &extra);
-			tree_node_publish(parent, pv);
+			tree_node_publish(ld->t, parent, pv);
 		} else {
 			frame_add_kid(&ld->stack[ld->depth - 1], kid, (uint32_t)nlen);
 		}
@@ -242,7 +243,7 @@ int tree_set_cversion_pzxid(struct ztree *t, const char *path, size_t len, int32
 		struct znode_ver *v = tree_ver_clone(old);
 		v->stat.cversion = cversion;
 		v->stat.pzxid = zxid;
-		tree_node_publish(n, v);
+		tree_node_publish(t, n, v);
 	}
 	return ZOK;
 }
@@ -256,7 +257,7 @@ int tree_advance_pzxid(struct ztree *t, const char *path, size_t len, int64_t zx
 	if (zxid > old->stat.pzxid) {
 		struct znode_ver *v = tree_ver_clone(old);
 		v->stat.pzxid = zxid;
-		tree_node_publish(n, v);
+		tree_node_publish(t, n, v);
 	}
 	return ZOK;
 }

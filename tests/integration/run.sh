@@ -334,6 +334,11 @@ shell_suite curator 100 test_curator.sh
 # zkd-only: these start their own zkd (needs $ZKD) with settings of their own
 if [[ -n "${ZKD_PID:-}" ]]; then
   pytest_suite nodes test_nodes.py
+  pytest_suite control test_control.py  # bin/zkdctl, clean SIGTERM (sessions survive a restart), start-up log
+  pytest_suite admin test_admin.py      # the AdminServer's /commands (every command; ZooKeeper 3.8 as oracle)
+  pytest_suite fourlw test_fourlw.py    # every four-letter word, shaped like ZooKeeper 3.8's answers (oracle)
+  pytest_suite limits test_limits.py    # maxClientCnxns, unread replies, globalOutstandingLimit, logged reasons
+  pytest_suite metrics test_metrics.py  # Prometheus /metrics (metricsProvider.*), parsed by prometheus_client
   pytest_suite crash test_crash.py      # kill -9, torn/corrupt logs, disk full, zkd-dump (needs zkd-dump beside $ZKD)
   # ensembles on loopback: all zkd, and mixed with Apache ZooKeeper 3.8
   ENSEMBLE_KINDS="${ENSEMBLE_KINDS:-zkd,zkd,zkd;zkd,zkd,zk;zkd,zk,zk}" pytest_suite ensemble test_ensemble.py

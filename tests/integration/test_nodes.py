@@ -167,7 +167,9 @@ def test_watch_four_letter_words(server):
         assert c.call(zkraw.get_children("/w4", watch=True)).err == 0
         sid = c.session_id
         wchs = zkraw.four_letter(server, "wchs")
-        assert "Total watches:2" in wchs, wchs
+        # ZooKeeper's watch words list its data-watch manager only: the
+        # child watch is set but not shown (mntr's zk_watch_count has both)
+        assert "Total watches:1" in wchs, wchs
         assert "1 connections watching 1 paths" in wchs, wchs
         wchc = zkraw.four_letter(server, "wchc")
         assert "0x%x\n\t/w4\n" % sid in wchc, wchc

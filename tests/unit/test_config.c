@@ -154,9 +154,9 @@ Test(config, defaults_are_zookeepers)
 	cr_assert_eq(cfg.pre_alloc_size_kb, 65536);
 	cr_assert(cfg.standalone_enabled);
 	cr_assert_not(cfg.reconfig_enabled);
-	cr_assert(cfg.admin_enable_server);
-	cr_assert_eq(cfg.admin_server_port, 8080);
-	cr_assert_str_eq(cfg.admin_server_address, "0.0.0.0");
+	cr_assert(cfg.admin_enable);
+	cr_assert_eq(cfg.admin_port, 8080);
+	cr_assert_str_eq(cfg.admin_address, "0.0.0.0");
 	cr_assert_not(cfg.extended_types_enabled);
 	cr_assert_not(cfg.local_session_enabled);
 	cr_assert_eq(cfg.secure_client_port, 0);
@@ -201,7 +201,7 @@ Test(config, parses_number_keys)
 	cr_assert_eq(cfg.autopurge_snap_retain_count, 5);
 	cr_assert_eq(cfg.autopurge_purge_interval, 24);
 	cr_assert_eq(cfg.pre_alloc_size_kb, 1024);
-	cr_assert_eq(cfg.admin_server_port, 9090);
+	cr_assert_eq(cfg.admin_port, 9090);
 	cr_assert_eq(cfg.client_port_listen_backlog, 100);
 }
 
@@ -215,7 +215,7 @@ Test(config, parses_string_keys)
 	cr_assert_str_eq(cfg.client_port_address, "127.0.0.1");
 	cr_assert_str_eq(cfg.secure_client_port_address, "::1");
 	cr_assert_str_eq(cfg.fourlw_whitelist, "ruok, stat");
-	cr_assert_str_eq(cfg.admin_server_address, "127.0.0.2");
+	cr_assert_str_eq(cfg.admin_address, "127.0.0.2");
 }
 
 Test(config, parses_boolean_keys)
@@ -227,7 +227,7 @@ Test(config, parses_boolean_keys)
 	cr_assert_not(cfg.force_sync);
 	cr_assert_not(cfg.standalone_enabled);
 	cr_assert(cfg.reconfig_enabled);
-	cr_assert_not(cfg.admin_enable_server);
+	cr_assert_not(cfg.admin_enable);
 	cr_assert(cfg.extended_types_enabled);
 	cr_assert(cfg.local_session_enabled);
 }
@@ -239,7 +239,7 @@ Test(config, booleans_take_yes_no_true_false_in_any_case)
 	cr_assert(cfg.force_sync);
 	cr_assert(cfg.reconfig_enabled);
 	cr_assert(cfg.extended_types_enabled);
-	cr_assert_not(cfg.admin_enable_server);
+	cr_assert_not(cfg.admin_enable);
 }
 
 Test(config, jute_maxbuffer_takes_decimal_and_hex)
@@ -264,7 +264,67 @@ Test(config, system_properties_take_the_zookeeper_prefix)
 	cr_assert(cfg.extended_types_enabled);
 	cr_assert_not(cfg.force_sync);
 	cr_assert_str_eq(cfg.fourlw_whitelist, "ruok");
-	cr_assert_not(cfg.admin_enable_server);
+	cr_assert_not(cfg.admin_enable);
+}
+
+Test(config, admin_and_metrics_keys_default_as_zookeeper)
+{
+	assert_loads(BASE);
+	cr_assert(cfg.admin_enable);
+	cr_assert_str_eq(cfg.admin_address, "0.0.0.0");
+	cr_assert_eq(cfg.admin_port, 8080);
+	cr_assert_str_eq(cfg.admin_command_url, "/commands");
+	cr_assert_str_eq(cfg.metrics_class, "");
+	cr_assert_str_eq(cfg.metrics_host, "0.0.0.0");
+	cr_assert_eq(cfg.metrics_port, 7000);
+}
+
+Test(config, parses_admin_and_metrics_keys)
+{
+	capture_stderr();
+	int rc = load(BASE "admin.enableServer=false\nadmin.serverAddress=127.0.0.1\n"
+		      "admin.serverPort=18080\nadmin.commandURL=/cmds\nadmin.idleTimeout=5000\n"
+		      "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n"
+		      "metricsProvider.httpHost=127.0.0.2\nmetricsProvider.httpPort=17000\n"
+		      "metricsProvider.exportJvmInfo=false\n");
+	const char *log = captured();
+	cr_assert_eq(rc, 0, "%s", err);
+	cr_assert_null(strstr(log, "unknown key"), "log: %s", log);
+	cr_assert_not(cfg.admin_enable);
+	cr_assert_str_eq(cfg.admin_address, "127.0.0.1");
+	cr_assert_eq(cfg.admin_port, 18080);
+	cr_assert_str_eq(cfg.admin_command_url, "/cmds");
+	cr_assert_str_eq(cfg.metrics_class,
+			 "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider");
+	cr_assert_str_eq(cfg.metrics_host, "127.0.0.2");
+	cr_assert_eq(cfg.metrics_port, 17000);
+}
+
+Test(config, admin_keys_as_system_properties)
+{
+	assert_loads(BASE "zookeeper.admin.serverPort=9191\nzookeeper.admin.commandURL=/c\n"
+		     "zookeeper.admin.serverAddress=127.0.0.3\n");
+	cr_assert_eq(cfg.admin_port, 9191);
+	cr_assert_str_eq(cfg.admin_command_url, "/c");
+	cr_assert_str_eq(cfg.admin_address, "127.0.0.3");
+	cr_assert_eq(config_set(&cfg, "zookeeper.admin.enableServer", "false", err, sizeof err), 0, "%s", err);
+	cr_assert_eq(config_set(&cfg, "zookeeper.admin.serverPort", "9292", err, sizeof err), 0, "%s", err);
+	cr_assert_eq(config_finish(&cfg, err, sizeof err), 0, "%s", err);
+	cr_assert_not(cfg.admin_enable);
+	cr_assert_eq(cfg.admin_port, 9292);
+}
+
+Test(config, metrics_keys_are_not_system_properties)
+{
+	/* PrometheusMetricsProvider reads them from zoo.cfg only */
+	assert_loads(BASE "zookeeper.metricsProvider.httpPort=1234\n");
+	cr_assert_eq(cfg.metrics_port, 7000);
+}
+
+Test(config, refuses_a_bad_metrics_port)
+{
+	assert_refused(BASE "metricsProvider.httpPort=70000\n",
+		       "3: metricsProvider.httpPort: '70000' must be between 0 and 65535");
 }
 
 Test(config, zoo_cfg_keys_do_not_take_the_zookeeper_prefix)
@@ -505,7 +565,7 @@ Test(config, joins_continued_lines_and_undoes_escapes)
 	cr_assert_str_eq(cfg.client_port_address, "127.0.0.1");
 	cr_assert_str_eq(cfg.fourlw_whitelist, "ruok,stat");
 	cr_assert_eq(cfg.tick_time, 3000);
-	cr_assert_str_eq(cfg.admin_server_address, "x:y");
+	cr_assert_str_eq(cfg.admin_address, "x:y");
 }
 
 Test(config, keeps_a_relative_data_dir_as_written)
@@ -683,10 +743,25 @@ Test(config, whitelist_star_allows_every_known_word)
 	assert_loads(BASE "4lw.commands.whitelist=*\n");
 	static const char *const all[] = { "conf", "cons", "crst", "dirs", "dump", "envi", "gtmk",
 		"ruok", "stmk", "srst", "srvr", "stat", "wchc", "wchp", "wchs", "mntr", "isro",
-		"icfg", "sysp" };
+		"hash" };
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
 		cr_assert(config_4lw_allowed(&cfg, all[i]), "%s", all[i]);
 	cr_assert_not(config_4lw_allowed(&cfg, "abcd"));
+	/* admin-only commands are not four-letter words in 3.8 */
+	cr_assert_not(config_4lw_allowed(&cfg, "icfg"));
+	cr_assert_not(config_4lw_allowed(&cfg, "sysp"));
+}
+
+Test(config, readonlymode_allows_isro)
+{
+	assert_loads(BASE "4lw.commands.whitelist=ruok\nreadonlymode.enabled=true\n");
+	cr_assert(config_4lw_allowed(&cfg, "isro"));
+}
+
+Test(config, isro_needs_the_whitelist_without_readonlymode)
+{
+	assert_loads(BASE "4lw.commands.whitelist=ruok\n");
+	cr_assert_not(config_4lw_allowed(&cfg, "isro"));
 }
 
 Test(config, whitelist_star_ends_the_list)
@@ -775,7 +850,7 @@ Test(config, sample_zoo_cfg_loads_as_documented)
 	cr_assert_str_eq(cfg.client_port_address, "127.0.0.1");
 	cr_assert_str_eq(cfg.fourlw_whitelist, "*");
 	cr_assert_eq(cfg.max_client_cnxns, 60);
-	cr_assert_not(cfg.admin_enable_server);
+	cr_assert_not(cfg.admin_enable);
 	cr_assert_eq(cfg.n_servers, 0);
 }
 

@@ -103,9 +103,11 @@ static int t_frame(void *ctx, struct net_conn *c, const uint8_t *p, size_t len)
 	return 0;
 }
 
-static void t_4lw(void *ctx, struct net_conn *c, const char cmd[4])
+static void t_4lw(void *ctx, struct net_conn *c, const char cmd[4], const uint8_t *rest, size_t rest_len)
 {
 	(void)ctx;
+	(void)rest;
+	(void)rest_len;
 	for (int i = 0; i < 4; i++)
 		atomic_store(&srv.last_cmd[i], cmd[i]);
 	atomic_fetch_add(&srv.fourlw, 1);

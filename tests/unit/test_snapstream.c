@@ -405,6 +405,7 @@ Test(snapstream, reads_a_stream_zookeeper_wrote)
 	cr_assert_eq(got.to[0], 30000);
 	cr_assert_eq(got.id[1], 0x7fffffffffffffffLL);
 	cr_assert_eq(tree_digest(back), 0x24eae9f87ULL, "ZooKeeper's own digest of this tree");
+	cr_assert_eq(atomic_load(&back->digest), 0x24eae9f87ULL, "the running digest, kept while loading");
 	rcu_read_lock();
 	const struct zk_stat *app = stat_of(back, "/app");
 	cr_assert_eq(app->version, 1);

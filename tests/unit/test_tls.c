@@ -298,9 +298,11 @@ static void t_msg(void *ctx, struct net_conn *c, struct net_msg *m)
 	free(m);
 }
 
-static void t_4lw(void *ctx, struct net_conn *c, const char cmd[4])
+static void t_4lw(void *ctx, struct net_conn *c, const char cmd[4], const uint8_t *rest, size_t rest_len)
 {
 	(void)ctx;
+	(void)rest;
+	(void)rest_len;
 	net_conn_send(c, cmd, 4);
 	net_conn_close(c, "four-letter word answered");
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "storage/digest.h"
 #include "storage/tree.h"
 
 static struct ztree *t;
@@ -216,4 +217,43 @@ Test(tree, readers_see_consistent_versions_under_churn)
 		seen += (long)r;
 	}
 	cr_assert(seen > 0, "readers ran");
+}
+
+/* The `hash` command reads the running digest: it must always equal the
+ * digest summed over the whole tree, whatever changed in between. */
+Test(tree, running_digest_follows_every_change)
+{
+	rcu_read_lock();
+	cr_assert_eq(atomic_load(&t->digest), tree_digest(t), "after the system nodes");
+	rcu_read_unlock();
+	char path[64], data[32];
+	unsigned seed = 7;
+	for (int zxid = 1; zxid <= 400; zxid++) {
+		seed = seed * 1103515245 + 12345;
+		int k = (int)((seed >> 16) % 20);
+		snprintf(path, sizeof path, "/d%d", k % 5);
+		if (k >= 5) {
+			size_t len = strlen(path);
+			snprintf(path + len, sizeof path - len, "/c%d", k);
+		}
+		snprintf(data, sizeof data, "v%d", zxid);
+		rcu_read_lock();
+		switch ((seed >> 8) % 4) {
+		case 0:
+			create(path, data, zxid, -1, (seed & 1) ? 0x42 : 0);
+			break;
+		case 1:
+			tree_delete(t, path, strlen(path), zxid);
+			break;
+		case 2:
+			tree_set_data(t, path, strlen(path), (const uint8_t *)data, (int32_t)strlen(data), zxid, zxid,
+				      5000 + zxid, NULL);
+			break;
+		default:
+			tree_set_acl(t, path, strlen(path), open_acl, sizeof open_acl, zxid, NULL);
+			break;
+		}
+		cr_assert_eq(atomic_load(&t->digest), tree_digest(t), "after change %d to %s", zxid, path);
+		rcu_read_unlock();
+	}
 }

@@ -305,3 +305,7 @@ int net_n_threads(void)
 void net_count_sent_packet(void)
 {
 }
+
+void net_reset_packet_stats(void)
+{
+}

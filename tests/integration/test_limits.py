@@ -1,0 +1,178 @@
+"""One client cannot take the server's connections, memory or pipeline, and
+what it is refused for is logged.
+
+    ZKD=build/zkd /usr/bin/python3 -m pytest tests/integration/test_limits.py -v
+
+Each test runs a zkd of its own (standalone.py) with the limit it checks:
+
+  maxClientCnxns            the next connection from that IP is closed, with
+                            ZooKeeper's log line; a slot freed is usable again
+  unread replies            a client that pipelines reads of a large node and
+                            never reads the replies is no longer read from once
+                            4 MB of replies wait for it: the server's memory
+                            stays flat while another session carries on
+  globalOutstandingLimit    a client flooding writes never has more than the
+                            limit (plus the one request that crossed it) inside
+                            the pipeline
+  hostile frames            the reason a connection was dropped is in the log
+"""
+import os
+import re
+import socket
+import threading
+import time
+
+import pytest
+
+import zkraw as z
+from standalone import ZKD, ZkdServer
+
+TEST_TIMEOUT = 120
+pytestmark = pytest.mark.skipif(not ZKD, reason="ZKD (path to the zkd binary) is not set")
+
+
+def wait_for(cond, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out waiting for " + what
+        time.sleep(0.02)
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"^VmRSS:\s+(\d+) kB", f.read(), re.M).group(1))
+
+
+def closed_without_answer(sock, timeout=5.0):
+    """True if the server closes sock (EOF or reset) before sending anything."""
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def test_max_client_cnxns_per_ip_closes_the_next_connection_and_logs_why():
+    with ZkdServer({"maxClientCnxns": "4"}, prefix="zkd-limits-") as srv:
+        held = [z.ZKRaw(srv.addr) for _ in range(4)]
+        extra = socket.create_connection(("127.0.0.1", srv.port))
+        extra.sendall(z.frame(z.connect_request()))
+        assert closed_without_answer(extra), "a fifth connection from 127.0.0.1 was served"
+        extra.close()
+        wait_for(lambda: "Too many connections from 127.0.0.1 - max is 4" in srv.log_text(), 10,
+                 "ZooKeeper's 'Too many connections' line in the log")
+        for c in held:                      # the four are untouched
+            assert c.call(z.exists("/")).err == z.OK
+        held.pop().close()
+        # the freed slot is usable (the close is seen by the server shortly)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                c = z.ZKRaw(srv.addr, io_timeout=3)
+                break
+            except (z.ConnectionClosed, z.Timeout, OSError):
+                assert time.monotonic() < deadline, "the freed slot never became usable"
+                time.sleep(0.05)
+        assert c.call(z.exists("/")).err == z.OK
+        for h in held + [c]:
+            h.close()
+        # counted for mntr (asked once the slots are free: a 4lw is a connection too)
+        def rejected():
+            try:
+                return mntr_value(srv.addr, "connection_rejected")
+            except (OSError, z.Timeout, AttributeError):
+                return 0                    # a slot not freed yet: refused again
+        wait_for(lambda: rejected() >= 1, 10, "zk_connection_rejected in mntr")
+
+
+def test_a_client_that_never_reads_replies_does_not_grow_server_memory():
+    node_size = 900 * 1024
+    requests = 1000                         # 900 MB of replies if they all piled up
+    with ZkdServer({"jute.maxbuffer": str(2 << 20)}, prefix="zkd-limits-") as srv:
+        with z.ZKRaw(srv.addr) as setup:
+            assert setup.call(z.create("/big", b"x" * node_size)).err == z.OK
+        base = rss_kb(srv.proc.pid)
+
+        greedy = z.ZKRaw(srv.addr)
+        burst = b"".join(z.request_frame(i + 1, z.GET_DATA, z.string("/big") + z.boolean(False))
+                         for i in range(requests))
+        greedy.sock.setblocking(True)
+        greedy.sock.settimeout(0.5)
+        sent = 0
+        deadline = time.monotonic() + 20
+        while sent < len(burst) and time.monotonic() < deadline:
+            try:
+                sent += greedy.sock.send(burst[sent:sent + 65536])
+            except socket.timeout:
+                pass                        # the server stopped reading: as it should
+        # a well-behaved session is not held up meanwhile
+        with z.ZKRaw(srv.addr) as other:
+            for i in range(20):
+                assert other.call(z.set_data("/big", b"y" * 10)).err == z.OK
+                assert other.call(z.get_data("/small-missing")).err == z.NONODE
+        grown_mb = (rss_kb(srv.proc.pid) - base) / 1024.0
+        assert grown_mb < 150, ("server memory grew %.0f MB for one client that reads nothing "
+                                "(%d of %d request bytes accepted)" % (grown_mb, sent, len(burst)))
+        greedy.abort(rst=True)
+        assert z.four_letter(srv.addr, "ruok") == "imok"
+
+
+def mntr_value(addr, key):
+    text = z.four_letter(addr, "mntr")
+    return int(re.search(r"^zk_%s\t(\d+)" % key, text, re.M).group(1))
+
+
+def test_global_outstanding_limit_bounds_requests_in_the_pipeline():
+    limit = 20
+    with ZkdServer({"globalOutstandingLimit": str(limit)}, prefix="zkd-limits-") as srv:
+        with z.ZKRaw(srv.addr) as setup:
+            assert setup.call(z.create("/w", b"")).err == z.OK
+        flood = z.ZKRaw(srv.addr)
+        n = 20000
+        burst = b"".join(z.request_frame(i + 1, z.SET_DATA, z.string("/w") + z.buf(b"v") + z.i32(-1))
+                         for i in range(n))
+        peak = [0]
+        stop = threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                try:
+                    peak[0] = max(peak[0], mntr_value(srv.addr, "outstanding_requests"))
+                except (OSError, z.Timeout, AttributeError):
+                    pass
+        t = threading.Thread(target=sample, daemon=True)
+        t.start()
+        try:
+            flood.send_raw(burst, timeout=60)
+            got = 0
+            deadline = time.monotonic() + 60
+            while got < n:
+                assert time.monotonic() < deadline, "only %d of %d replies" % (got, n)
+                rep = flood.read_reply(deadline)
+                assert rep.err == z.OK, rep
+                got += 1
+        finally:
+            stop.set()
+            t.join(10)
+            flood.close()
+        # the request that crossed the limit is inside before the connection pauses
+        assert 0 < peak[0] <= limit + 1, "peak outstanding %d with globalOutstandingLimit=%d" % (peak[0], limit)
+
+
+@pytest.mark.parametrize("what,payload,reason", [
+    ("a frame of 2^31-1 bytes", z.i32(0x7FFFFFFF), r"Len error 2147483647"),
+    ("a frame of -1 bytes", z.i32(-1), r"Len error -1"),
+    ("a frame just over jute.maxbuffer", z.i32((1 << 20) + 1), r"Len error 1048577"),
+    ("a request before the handshake", z.request_frame(1, z.GET_DATA, z.string("/") + z.boolean(False)),
+     r"malformed ConnectRequest"),
+])
+def test_a_dropped_connection_says_why_in_the_log(what, payload, reason):
+    with ZkdServer({"jute.maxbuffer": str(1 << 20)}, prefix="zkd-limits-") as srv:
+        s = socket.create_connection(("127.0.0.1", srv.port))
+        s.sendall(payload + b"\0" * 32)
+        assert closed_without_answer(s), what + ": not closed"
+        s.close()
+        wait_for(lambda: re.search(reason, srv.log_text()), 10, "the reason for %s in the log" % what)
+        assert z.four_letter(srv.addr, "ruok") == "imok"

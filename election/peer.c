@@ -29,6 +29,7 @@
 
 #include "election.h"
 #include "fle.h"
+#include "net/grow.h"
 #include "net/log.h"
 #include "net/metrics.h"
 #include "net/tsan.h"
@@ -192,14 +193,10 @@ struct session_list {
 static void list_session(void *arg, int64_t id, int32_t timeout)
 {
 	struct session_list *l = arg;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		struct snap_session *v = realloc(l->v, cap * sizeof *v);
-		if (!v)
-			return;
-		l->v = v;
-		l->cap = cap;
-	}
+	struct snap_session *v = grow_for(l->v, l->n, &l->cap, sizeof *v, 64);
+	if (!v)
+		return;
+	l->v = v;
 	l->v[l->n++] = (struct snap_session){ id, timeout };
 }
 

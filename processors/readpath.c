@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "acl.h"
+#include "net/grow.h"
 #include "net/log.h"
 #include "net/metrics.h"
 #include "path.h"
@@ -1437,14 +1438,10 @@ static void collect(void *arg, int kind, const char *path, size_t len, net_addr 
 	struct wlist *l = arg;
 	if (kind != WATCH_DATA)
 		return;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		struct wpair *v = realloc(l->v, cap * sizeof *v);
-		if (!v)
-			return;
-		l->v = v;
-		l->cap = cap;
-	}
+	struct wpair *v = grow_for(l->v, l->n, &l->cap, sizeof *v, 64);
+	if (!v)
+		return;
+	l->v = v;
 	l->v[l->n].path = strndup(path, len);
 	l->v[l->n].sid = (int64_t)who;   /* the address for now; mapped below */
 	if (l->v[l->n].path)

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "net/grow.h"
 #include "net/log.h"
 #include "net/tsan.h"
 #include "request.h"
@@ -131,14 +132,10 @@ static void collect_sessions(struct session_table *t, struct session_list *l)
 	rcu_read_lock();
 	cds_lfht_for_each_entry(t->ht, &it, s, hnode) {
 		TSAN_ACQUIRE(s);   /* pairs with sessions_add's release */
-		if (l->n == l->cap) {
-			size_t cap = l->cap ? l->cap * 2 : 64;
-			struct snap_session *v = realloc(l->v, cap * sizeof *v);
-			if (!v)
-				break;
-			l->v = v;
-			l->cap = cap;
-		}
+		struct snap_session *v = grow_for(l->v, l->n, &l->cap, sizeof *v, 64);
+		if (!v)
+			break;
+		l->v = v;
 		l->v[l->n].id = s->id;
 		l->v[l->n].timeout = atomic_load(&s->timeout_ms);
 		l->n++;

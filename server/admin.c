@@ -46,6 +46,7 @@
 #include "describe.h"
 #include "election/election.h"
 #include "monitor.h"
+#include "net/grow.h"
 #include "net/http.h"
 #include "net/json.h"
 #include "net/log.h"
@@ -98,14 +99,10 @@ struct mon_table {
 static void mon_keep(void *arg, const struct mon_value *v)
 {
 	struct mon_table *t = arg;
-	if (t->n == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 128;
-		struct mon_entry *e = realloc(t->e, cap * sizeof *e);
-		if (!e)
-			return;
-		t->e = e;
-		t->cap = cap;
-	}
+	struct mon_entry *e = grow_for(t->e, t->n, &t->cap, sizeof *e, 128);
+	if (!e)
+		return;
+	t->e = e;
 	/* the strings are copied: emit's are valid during the call only; v's
 	 * pointers are set again on each read (the array moves as it grows) */
 	struct mon_entry *m = &t->e[t->n++];

@@ -17,6 +17,7 @@
 #include <urcu.h>
 
 #include "describe.h"
+#include "net/grow.h"
 #include "processors/session.h"
 #include "server.h"
 
@@ -30,14 +31,10 @@ static void add_expiry(void *arg, const struct zsession *s)
 	struct expiry_list *l = arg;
 	if (atomic_load(&s->closing))
 		return;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		struct expiry *v = realloc(l->v, cap * sizeof *v);
-		if (!v)
-			return;
-		l->v = v;
-		l->cap = cap;
-	}
+	struct expiry *v = grow_for(l->v, l->n, &l->cap, sizeof *v, 64);
+	if (!v)
+		return;
+	l->v = v;
 	int64_t deadline = atomic_load(&s->deadline_ms);
 	l->v[l->n++] = (struct expiry){ (deadline / l->tick + 1) * l->tick, s->id };
 }
@@ -80,14 +77,10 @@ static void add_ephemeral(void *arg, const struct znode *n)
 	int64_t owner = tree_ver(n)->stat.ephemeral_owner;
 	if (owner == 0 || owner == ZK_CONTAINER_OWNER || (owner & ZK_TTL_MASK) == ZK_TTL_PREFIX)
 		return;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		struct eph *v = realloc(l->v, cap * sizeof *v);
-		if (!v)
-			return;
-		l->v = v;
-		l->cap = cap;
-	}
+	struct eph *v = grow_for(l->v, l->n, &l->cap, sizeof *v, 64);
+	if (!v)
+		return;
+	l->v = v;
 	char *path = strndup(n->path, n->path_len);
 	if (path)
 		l->v[l->n++] = (struct eph){ owner, path };

@@ -21,6 +21,7 @@
 
 #include "describe.h"
 #include "monitor.h"
+#include "net/grow.h"
 #include "net/jute.h"
 #include "net/log.h"
 #include "processors/session.h"
@@ -219,29 +220,19 @@ static void java_date(char *out, size_t cap, int64_t wall)
 }
 
 struct expiry_out {
-	struct outbuf *o;
-	int64_t *due;            /* the sessions, grouped below */
-	int64_t *ids;
+	struct { int64_t due, id; } *v;   /* the sessions, grouped by due below */
 	size_t n, cap;
 };
 
 static void collect_expiry(void *arg, int64_t expiry_ms, int64_t id)
 {
 	struct expiry_out *e = arg;
-	if (e->n == e->cap) {
-		size_t cap = e->cap ? e->cap * 2 : 64;
-		int64_t *due = realloc(e->due, cap * sizeof *due);
-		if (due)
-			e->due = due;
-		int64_t *ids = realloc(e->ids, cap * sizeof *ids);
-		if (ids)
-			e->ids = ids;
-		if (!due || !ids)
-			return;
-		e->cap = cap;
-	}
-	e->due[e->n] = expiry_ms;
-	e->ids[e->n++] = id;
+	void *v = grow_for(e->v, e->n, &e->cap, sizeof *e->v, 64);
+	if (!v)
+		return;
+	e->v = v;
+	e->v[e->n].due = expiry_ms;
+	e->v[e->n++].id = id;
 }
 
 static void print_ephemeral(void *arg, int64_t session_id, const char *path)
@@ -262,22 +253,21 @@ static void dump(struct outbuf *o, struct zkd_server *srv)
 {
 	if (not_serving(o, srv))
 		return;
-	struct expiry_out e = { .o = o };
+	struct expiry_out e = { 0 };
 	long sets = 0;
 	describe_session_expiry(srv, &sets, collect_expiry, &e);
 	ob_printf(o, "SessionTracker dump:\nSession Sets (%ld)/(%zu):\n", sets, e.n);
 	for (size_t i = 0; i < e.n;) {
 		size_t j = i;
-		while (j < e.n && e.due[j] == e.due[i])
+		while (j < e.n && e.v[j].due == e.v[i].due)
 			j++;
 		char date[64];
-		java_date(date, sizeof date, e.due[i]);
+		java_date(date, sizeof date, e.v[i].due);
 		ob_printf(o, "%zu expire at %s:\n", j - i, date);
 		for (; i < j; i++)
-			ob_printf(o, "\t0x%" PRIx64 "\n", (uint64_t)e.ids[i]);
+			ob_printf(o, "\t0x%" PRIx64 "\n", (uint64_t)e.v[i].id);
 	}
-	free(e.due);
-	free(e.ids);
+	free(e.v);
 
 	struct outbuf eph = OUTBUF_INIT;
 	struct { struct outbuf *o; int64_t last; } p = { &eph, 0 };

@@ -28,9 +28,14 @@ def free_port():
 
 
 class ZkdServer:
-    def __init__(self, settings=None, prefix="zkd-test-", binary=None):
+    def __init__(self, settings=None, prefix="zkd-test-", binary=None, args=(), work=None, extra_text=""):
+        """settings: zoo.cfg keys over the defaults below (None drops one);
+        extra_text: lines appended as they are; args: before the config path
+        on the command line (-D...); work: the directory (else a new one)."""
         self.binary = binary or ZKD
-        self.dir = tempfile.mkdtemp(prefix=prefix)
+        self.args = list(args)
+        self.dir = work or tempfile.mkdtemp(prefix=prefix)
+        os.makedirs(self.dir, exist_ok=True)
         self.port = free_port()
         self.addr = "127.0.0.1:%d" % self.port
         self.cfg_path = os.path.join(self.dir, "zoo.cfg")
@@ -40,15 +45,14 @@ class ZkdServer:
                 "maxClientCnxns": "0", "4lw.commands.whitelist": "*",
                 "admin.enableServer": "false"}
         base.update(settings or {})
+        self.cfg_text = "".join("%s=%s\n" % (k, v) for k, v in base.items() if v is not None) + extra_text
         with open(self.cfg_path, "w") as f:
-            for k, v in base.items():
-                if v is not None:
-                    f.write("%s=%s\n" % (k, v))
+            f.write(self.cfg_text)
         self.proc = None
 
     def start(self):
         log = open(self.log_path, "a")
-        self.proc = subprocess.Popen([self.binary, self.cfg_path], stdout=log, stderr=log,
+        self.proc = subprocess.Popen([self.binary, *self.args, self.cfg_path], stdout=log, stderr=log,
                                      stdin=subprocess.DEVNULL)
         log.close()
         deadline = time.monotonic() + START_TIMEOUT

@@ -30,6 +30,7 @@ import urllib.request
 import pytest
 
 import zkraw
+from standalone import ZkdServer, free_port
 
 ZKD = os.environ.get("ZKD")
 pytestmark = pytest.mark.skipif(not ZKD, reason="ZKD (path to the zkd binary) is not set")
@@ -130,12 +131,6 @@ ZK_JARS = ["/usr/share/java/zookeeper.jar", "/usr/share/java/slf4j-simple.jar",
 JETTY_JAR = "/usr/share/java/jetty9-server.jar"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Http:
     """GETs against one AdminServer; every answer is (status, content type, body)."""
 
@@ -177,29 +172,13 @@ def wait_for(pred, timeout, what):
 
 
 def start_zkd(work, extra_cfg="", args=(), admin_port=None):
-    port = free_port()
+    """A zkd with its AdminServer on 127.0.0.1:admin_port (a free one by
+    default); its admin_port attribute says which."""
     admin_port = admin_port or free_port()
-    os.makedirs(work, exist_ok=True)
-    cfg = os.path.join(work, "zoo.cfg")
-    text = ("tickTime=2000\ndataDir=%s/data\nclientPort=%d\nclientPortAddress=127.0.0.1\n"
-            "maxClientCnxns=0\n4lw.commands.whitelist=*\nadmin.serverAddress=127.0.0.1\n"
-            "admin.serverPort=%d\n%s" % (work, port, admin_port, extra_cfg))
-    with open(cfg, "w") as f:
-        f.write(text)
-    log_path = os.path.join(work, "zkd.log")
-    log = open(log_path, "w")
-    proc = subprocess.Popen([ZKD, *args, cfg], stderr=log, stdout=log)
-    addr = "127.0.0.1:%d" % port
-
-    def up():
-        assert proc.poll() is None, "zkd exited at start; see %s" % log_path
-        try:
-            return zkraw.four_letter(addr, "ruok", timeout=1.0) == "imok"
-        except OSError:
-            return False
-
-    wait_for(up, 20, "zkd to answer ruok")
-    return proc, log, addr, admin_port, cfg, text, log_path
+    zkd = ZkdServer({"admin.enableServer": None, "admin.serverAddress": "127.0.0.1",
+                     "admin.serverPort": str(admin_port)}, args=args, work=work, extra_text=extra_cfg)
+    zkd.admin_port = admin_port
+    return zkd.start()
 
 
 def stop_proc(proc, log=None):
@@ -215,16 +194,14 @@ def stop_proc(proc, log=None):
 
 @pytest.fixture(scope="module")
 def server():
-    work = tempfile.mkdtemp(prefix="zkd-admin-")
-    proc, log, addr, admin_port, cfg, text, log_path = start_zkd(
-        work, args=["-Dzkd.test.flag=on"])
-    http = Http(admin_port)
+    zkd = start_zkd(tempfile.mkdtemp(prefix="zkd-admin-"), args=["-Dzkd.test.flag=on"])
+    http = Http(zkd.admin_port)
     wait_for(http.ready, 10, "the AdminServer")
-    yield {"proc": proc, "addr": addr, "http": http, "cfg": cfg, "cfg_text": text,
-           "port": int(addr.rsplit(":", 1)[1]), "work": work}
-    stop_proc(proc, log)
-    assert_clean_log(log_path)
-    shutil.rmtree(work, ignore_errors=True)
+    yield {"proc": zkd.proc, "addr": zkd.addr, "http": http, "cfg": zkd.cfg_path, "cfg_text": zkd.cfg_text,
+           "port": zkd.port, "work": zkd.dir}
+    zkd.stop()
+    assert_clean_log(zkd.log_path)
+    zkd.cleanup()
 
 
 def assert_clean_log(path):
@@ -662,13 +639,12 @@ def test_client_that_does_not_read_its_answer(server, kazoo_session):
 
 def test_disabled_admin_server_does_not_listen(tmp_path):
     admin_port = free_port()
-    proc, log, addr, _, _, _, _ = start_zkd(str(tmp_path), args=["-Dzookeeper.admin.enableServer=false"],
-                                            admin_port=admin_port)
+    zkd = start_zkd(str(tmp_path), args=["-Dzookeeper.admin.enableServer=false"], admin_port=admin_port)
     try:
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", admin_port), timeout=2).close()
     finally:
-        stop_proc(proc, log)
+        zkd.stop()
 
 
 def test_taken_admin_port_is_logged_and_zkd_serves_on(tmp_path):
@@ -676,23 +652,22 @@ def test_taken_admin_port_is_logged_and_zkd_serves_on(tmp_path):
     blocker.bind(("127.0.0.1", 0))
     blocker.listen(1)
     try:
-        proc, log, addr, _, _, _, log_path = start_zkd(str(tmp_path), admin_port=blocker.getsockname()[1])
+        zkd = start_zkd(str(tmp_path), admin_port=blocker.getsockname()[1])
         try:
-            assert zkraw.four_letter(addr, "ruok") == "imok"
-            with open(log_path) as f:
-                text = f.read()
+            assert zkraw.four_letter(zkd.addr, "ruok") == "imok"
+            text = zkd.log_text()
             assert "AdminServer" in text and "WARN" in text, text
         finally:
-            stop_proc(proc, log)
+            zkd.stop()
     finally:
         blocker.close()
 
 
 def test_command_url_and_system_property_spellings(tmp_path):
     sys_port = free_port()
-    proc, log, addr, cfg_port, _, _, _ = start_zkd(
-        str(tmp_path), extra_cfg="admin.commandURL=/cmds/\n",
-        args=["-Dzookeeper.admin.serverPort=%d" % sys_port])
+    zkd = start_zkd(str(tmp_path), extra_cfg="admin.commandURL=/cmds/\n",
+                    args=["-Dzookeeper.admin.serverPort=%d" % sys_port])
+    cfg_port = zkd.admin_port
     try:
         # -D wins over zoo.cfg's admin.serverPort
         http = Http(sys_port)
@@ -704,7 +679,7 @@ def test_command_url_and_system_property_spellings(tmp_path):
         assert status == 200 and b'<a href="/cmds/ruok">ruok</a>' in body
         assert http.command_at("/cmds/srvr")["command"] == "server_stats"
     finally:
-        stop_proc(proc, log)
+        zkd.stop()
 
 
 # ---------------------------------------------------------------- the oracle

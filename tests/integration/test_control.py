@@ -359,28 +359,23 @@ def test_log_level(work):
     d, pids = work
     port = free_port()
     cfg = write_cfg(d, port)
-    log_path = os.path.join(d, "warn.log")
-    with open(log_path, "wb") as log:
-        p = subprocess.Popen([zkd_path(), cfg], stdout=log, stderr=log,
-                             env=dict(os.environ, ZKD_LOG_LEVEL="warn"))
-    pids.append(p.pid)
-    wait_session("127.0.0.1:%d" % port, p)
-    p.terminate()
-    assert p.wait(20) == 0
-    with open(log_path) as f:
-        text = f.read()
-    assert " INFO " not in text and " DEBUG " not in text, text[:2000]
+    log_path = os.path.join(d, "level.log")
 
-    with open(log_path, "wb") as log:
-        p = subprocess.Popen([zkd_path(), cfg], stdout=log, stderr=log,
-                             env=dict(os.environ, ZKD_LOG_LEVEL="debug"))
-    pids.append(p.pid)
-    wait_session("127.0.0.1:%d" % port, p)
-    p.terminate()
-    assert p.wait(20) == 0
-    with open(log_path) as f:
-        text = f.read()
-    assert " DEBUG [" in text, "ZKD_LOG_LEVEL=debug logged no DEBUG line"
+    def log_at(level):
+        """The log of one start and clean stop under ZKD_LOG_LEVEL=level."""
+        with open(log_path, "wb") as log:
+            p = subprocess.Popen([zkd_path(), cfg], stdout=log, stderr=log,
+                                 env=dict(os.environ, ZKD_LOG_LEVEL=level))
+        pids.append(p.pid)
+        wait_session("127.0.0.1:%d" % port, p)
+        p.terminate()
+        assert p.wait(20) == 0
+        with open(log_path) as f:
+            return f.read()
+
+    text = log_at("warn")
+    assert " INFO " not in text and " DEBUG " not in text, text[:2000]
+    assert " DEBUG [" in log_at("debug"), "ZKD_LOG_LEVEL=debug logged no DEBUG line"
 
 
 # ---------------------------------------------------------------- ensemble

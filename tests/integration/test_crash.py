@@ -41,7 +41,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -54,6 +53,7 @@ import pytest
 
 import zkraw
 from zkraw import ConnectionClosed, ProtocolError, Timeout, ZKRaw
+from standalone import free_port
 
 ZKD = os.environ.get("ZKD")
 ZKD_DUMP = os.environ.get("ZKD_DUMP") or (
@@ -74,11 +74,6 @@ SANITIZER = re.compile(r"ERROR: (Address|Leak)Sanitizer|runtime error:|WARNING: 
 
 
 # ---------------------------------------------------------------- zkd process
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Zkd:

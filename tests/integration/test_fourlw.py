@@ -11,7 +11,6 @@ differ (ids, ports, times, sizes, versions) are reduced to placeholders.
 Monitoring scripts and zktop parse these texts line by line, so their
 shape is the contract.
 """
-import os
 import re
 import socket
 import struct

@@ -16,7 +16,6 @@ Each test runs a zkd of its own (standalone.py) with the limit it checks:
                             the pipeline
   hostile frames            the reason a connection was dropped is in the log
 """
-import os
 import re
 import socket
 import threading

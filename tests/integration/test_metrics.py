@@ -9,16 +9,13 @@ fsync and batch size, the tree's gauges, and the metric types.
 """
 
 import os
-import socket
-import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-import zkraw
+from standalone import ZkdServer, free_port
 
 ZKD = os.environ.get("ZKD")
 pytestmark = pytest.mark.skipif(not ZKD, reason="ZKD (path to the zkd binary) is not set")
@@ -29,12 +26,6 @@ kazoo_client = pytest.importorskip("kazoo.client")
 TEST_TIMEOUT = 60
 STAGES = ("prep", "proposal", "sync", "commit", "final")
 PROVIDER = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
@@ -55,36 +46,20 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server():
-    work = tempfile.mkdtemp(prefix="zkd-metrics-")
-    port, mport = free_port(), free_port()
-    cfg = os.path.join(work, "zoo.cfg")
-    with open(cfg, "w") as f:
-        f.write("tickTime=2000\ndataDir=%s/data\nclientPort=%d\nclientPortAddress=127.0.0.1\n"
-                "maxClientCnxns=0\n4lw.commands.whitelist=*\nadmin.enableServer=false\n"
-                "metricsProvider.className=%s\nmetricsProvider.httpHost=127.0.0.1\n"
-                "metricsProvider.httpPort=%d\n" % (work, port, PROVIDER, mport))
-    log = open(os.path.join(work, "zkd.log"), "w")
-    proc = subprocess.Popen([ZKD, cfg], stderr=log, stdout=log)
-    addr = "127.0.0.1:%d" % port
-    srv = Server(addr, "http://127.0.0.1:%d/metrics" % mport)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if zkraw.four_letter(addr, "ruok", timeout=1.0) == "imok" and srv.fetch()[0] == 200:
-                break
-        except (OSError, urllib.error.URLError):
-            pass
-        assert proc.poll() is None, "zkd exited at start; see %s/zkd.log" % work
-        assert time.monotonic() < deadline, "zkd did not answer ruok and /metrics; see %s/zkd.log" % work
-        time.sleep(0.05)
-    yield srv
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    log.close()
+    mport = free_port()
+    with ZkdServer({"metricsProvider.className": PROVIDER, "metricsProvider.httpHost": "127.0.0.1",
+                    "metricsProvider.httpPort": str(mport)}, prefix="zkd-metrics-") as zkd:
+        srv = Server(zkd.addr, "http://127.0.0.1:%d/metrics" % mport)
+        deadline = time.monotonic() + 20
+        while True:                  # ZkdServer waited for ruok; /metrics comes up beside it
+            try:
+                if srv.fetch()[0] == 200:
+                    break
+            except (OSError, urllib.error.URLError):
+                pass
+            assert time.monotonic() < deadline, "no /metrics; see %s" % zkd.log_path
+            time.sleep(0.05)
+        yield srv
 
 
 @pytest.fixture

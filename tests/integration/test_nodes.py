@@ -11,14 +11,13 @@ import base64
 import hashlib
 import os
 import socket
-import subprocess
-import tempfile
 import time
 
 import pytest
 
 import zkraw
 from zkraw import ZKRaw
+from standalone import ZkdServer
 
 ZKD = os.environ.get("ZKD")
 pytestmark = pytest.mark.skipif(not ZKD, reason="ZKD (path to the zkd binary) is not set")
@@ -36,45 +35,13 @@ def digest(cred):
     return "%s:%s" % (user, base64.b64encode(hashlib.sha1(cred.encode()).digest()).decode())
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server():
-    work = tempfile.mkdtemp(prefix="zkd-nodes-")
-    port = free_port()
-    cfg = os.path.join(work, "zoo.cfg")
-    with open(cfg, "w") as f:
-        f.write("tickTime=2000\ndataDir=%s/data\nclientPort=%d\nclientPortAddress=127.0.0.1\n"
-                "maxClientCnxns=0\n4lw.commands.whitelist=*\nextendedTypesEnabled=true\n"
-                "znode.container.checkIntervalMs=%d\n"
-                "zookeeper.DigestAuthenticationProvider.superDigest=%s\n"
-                "zookeeper.nio.sessionlessCnxnTimeout=%d\n"
-                % (work, port, CHECK_MS, digest(SUPER), SESSIONLESS_MS))
-    log = open(os.path.join(work, "zkd.log"), "w")
-    proc = subprocess.Popen([ZKD, cfg], stderr=log, stdout=log)
-    addr = "127.0.0.1:%d" % port
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if zkraw.four_letter(addr, "ruok", timeout=1.0) == "imok":
-                break
-        except OSError:
-            pass
-        assert proc.poll() is None, "zkd exited at start; see %s/zkd.log" % work
-        assert time.monotonic() < deadline, "zkd did not answer ruok"
-        time.sleep(0.05)
-    yield addr
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    log.close()
+    with ZkdServer({"extendedTypesEnabled": "true", "znode.container.checkIntervalMs": str(CHECK_MS),
+                    "zookeeper.DigestAuthenticationProvider.superDigest": digest(SUPER),
+                    "zookeeper.nio.sessionlessCnxnTimeout": str(SESSIONLESS_MS)},
+                   prefix="zkd-nodes-") as srv:
+        yield srv.addr
 
 
 def raw_create(conn, path, flags=0, op=zkraw.CREATE, ttl=None, data=b""):

@@ -44,6 +44,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
 from kazoo.retry import KazooRetry
 from kazoo.security import make_digest_acl
+from standalone import free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -88,14 +89,6 @@ def java(cls, *args, stdin=None):
     return r.stdout.decode("utf-8", "replace")
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def port_free(p):
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as ZooKeeper binds: TIME_WAIT is no obstacle
@@ -114,7 +107,7 @@ def build_tool(tmp):
     out = os.path.join(tmp, "storage_tool")
     srcs = sorted(os.path.join(ROOT, "storage", f) for f in os.listdir(os.path.join(ROOT, "storage"))
                   if f.endswith(".c"))
-    srcs += [os.path.join(ROOT, "net", f) for f in ("jute.c", "records.c", "log.c")]
+    srcs += [os.path.join(ROOT, "net", f) for f in ("jute.c", "records.c", "log.c", "metrics.c", "outbuf.c")]
     srcs.append(os.path.join(HERE, "storage_tool.c"))
     cmd = [os.environ.get("CC", "cc"), "-std=c11", "-D_GNU_SOURCE", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
            "-I" + ROOT] + srcs + ["-o", out, "-lurcu-memb", "-lurcu-cds", "-lurcu-common", "-pthread"]

@@ -44,6 +44,7 @@ import time
 import pytest
 
 import zkraw
+from standalone import free_port
 
 ZKD = os.environ.get("ZKD")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -65,11 +66,6 @@ ALL = 31
 
 
 # ---------------------------------------------------------------- helpers
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run(cmd, **kw):

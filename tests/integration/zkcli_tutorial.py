@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from standalone import free_port
 
 ZKCLI = os.environ.get("ZKCLI", "/usr/share/zookeeper/bin/zkCli.sh")
 JAVA = os.environ.get("JAVA", "/usr/bin/java")
@@ -113,12 +114,6 @@ SESSIONS = [
 
 def log(msg):
     print("[zkcli] " + msg, flush=True)
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def split_addr(addr):

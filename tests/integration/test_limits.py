@@ -164,6 +164,7 @@ def test_global_outstanding_limit_bounds_requests_in_the_pipeline():
     ("a frame of 2^31-1 bytes", z.i32(0x7FFFFFFF), r"Len error 2147483647"),
     ("a frame of -1 bytes", z.i32(-1), r"Len error -1"),
     ("a frame just over jute.maxbuffer", z.i32((1 << 20) + 1), r"Len error 1048577"),
+    ("a frame of 0 bytes", z.i32(0), r"malformed ConnectRequest \(0 bytes\)"),
     ("a request before the handshake", z.request_frame(1, z.GET_DATA, z.string("/") + z.boolean(False)),
      r"malformed ConnectRequest"),
 ])
@@ -174,4 +175,14 @@ def test_a_dropped_connection_says_why_in_the_log(what, payload, reason):
         assert closed_without_answer(s), what + ": not closed"
         s.close()
         wait_for(lambda: re.search(reason, srv.log_text()), 10, "the reason for %s in the log" % what)
+        assert z.four_letter(srv.addr, "ruok") == "imok"
+
+
+def test_an_empty_request_frame_after_the_handshake_says_why_in_the_log():
+    with ZkdServer(prefix="zkd-limits-") as srv:
+        c = z.ZKRaw(srv.addr)
+        c.send_raw(z.i32(0))
+        wait_for(lambda: c.reply_or_close(1.0)[0] == "close", 10, "the empty frame's connection to close")
+        wait_for(lambda: re.search(r"session 0x%x: frame of 0 bytes too short for a request header"
+                                   % c.session_id, srv.log_text()), 10, "the reason in the log")
         assert z.four_letter(srv.addr, "ruok") == "imok"

@@ -101,17 +101,18 @@ static void drop_session(void *arg, int64_t id)
 	struct new_sessions *ns = arg;
 	rcu_read_lock();
 	struct zsession *s = sessions_find(ns->table, id);
-	rcu_read_unlock();
+	zkd_rcu_read_unlock();
 	if (s)
 		sessions_remove(ns->table, s);
 }
 
 /* The old tree and session table, once synchronize_rcu has waited out
- * every reader that could still hold them (tests/tsan.supp names this
- * function: ThreadSanitizer cannot see the grace period). */
+ * every reader that could still hold them (net/tsan.h: the grace period,
+ * as ThreadSanitizer is told of it). */
 static void free_after_grace(struct ztree *tree, struct session_table *sessions)
 {
 	synchronize_rcu();
+	TSAN_AFTER_GRACE();
 	tree_free(tree);
 	sessions_free(sessions);
 }
@@ -124,7 +125,7 @@ static void install(struct zab_env *env, struct ztree *tree, struct session_tabl
 	struct session_table *old_sessions = st->sessions;
 	rcu_read_lock();
 	tree_init_system_nodes(tree);
-	rcu_read_unlock();
+	zkd_rcu_read_unlock();
 	atomic_store(&st->tree, tree);
 	atomic_store(&st->sessions, sessions);
 	processors_recent_reset();   /* they may not lead up to the new tree */
@@ -244,7 +245,7 @@ int zab_persist_snapshot(struct zab_env *env)
 		TSAN_ACQUIRE(s);   /* pairs with sessions_add's release */
 		list_session(&l, s->id, atomic_load(&s->timeout_ms));
 	}
-	rcu_read_unlock();
+	zkd_rcu_read_unlock();
 	char err[512];
 	/* recovery starts here; the log goes on in a new file from zxid + 1 */
 	int rc = snapshot_write(st->storage.data_dir, st->tree, zxid, l.v, l.n, err, sizeof err);
@@ -276,7 +277,7 @@ int zab_write_snapshot(struct zab_env *env, struct jute_writer *w, int64_t zxid)
 		TSAN_ACQUIRE(s);   /* pairs with sessions_add's release */
 		list_session(&l, s->id, atomic_load(&s->timeout_ms));
 	}
-	rcu_read_unlock();
+	zkd_rcu_read_unlock();
 	char err[256];
 	int rc = snapstream_write(w, st->tree, zxid, l.v, l.n, NULL, NULL, err, sizeof err);
 	if (rc != 0)

@@ -41,6 +41,7 @@
 #include "tls.h"
 
 #include "log.h"
+#include "tsan.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -682,6 +683,6 @@ SSL *tls_new_ssl(void)
 	rcu_read_lock();
 	SSL_CTX *ctx = atomic_load_explicit(&current, memory_order_acquire);
 	SSL *ssl = ctx ? SSL_new(ctx) : NULL;
-	rcu_read_unlock();
+	zkd_rcu_read_unlock();
 	return ssl;
 }

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "net/log.h"
+#include "net/tsan.h"
 #include "recent.h"
 #include "request.h"
 #include "session.h"
@@ -286,7 +287,7 @@ static void final_handle(struct stage *s, struct zreq *r)
 	watch_locks_acquire(&held);
 	rcu_read_lock();
 	int rc = apply(f, r, &stat, multi_stats);
-	rcu_read_unlock();
+	zkd_rcu_read_unlock();
 	if (rc == ZOK && watch_total() > 0) {
 		firing_zxid = r->txn.zxid;
 		fire_txn(&r->txn);
@@ -345,7 +346,7 @@ void final_apply_logged(struct zk_state *st, struct zreq *r)
 	}
 	rcu_read_lock();
 	apply(&f, r, &stat, multi);
-	rcu_read_unlock();
+	zkd_rcu_read_unlock();
 	free(multi);
 	atomic_store_explicit(&st->last_applied, r->txn.zxid, memory_order_release);
 	recent_note_digest(r->txn.zxid, atomic_load(&atomic_load(&st->tree)->digest));

@@ -265,7 +265,7 @@ bool processors_expire_session(struct zk_state *st, int64_t session_id)
 	rcu_read_lock();
 	struct zsession *s = sessions_find(st->sessions, session_id);
 	bool mine = s && !atomic_exchange(&s->closing, true);
-	rcu_read_unlock();
+	zkd_rcu_read_unlock();
 	if (!mine)
 		return false;
 	struct zreq *r = zreq_new(session_id, 0, ZOP_CLOSE, NULL, 0);
@@ -448,7 +448,7 @@ void processors_sessions_touch_all(struct zk_state *st, void (*track)(void *arg,
 		if (track)
 			track(NULL, s->id);
 	}
-	rcu_read_unlock();
+	zkd_rcu_read_unlock();
 }
 
 void processors_sessions_touched(struct zk_state *st, struct jute_writer *w)
@@ -464,7 +464,7 @@ void processors_sessions_touched(struct zk_state *st, struct jute_writer *w)
 		jute_write_long(w, s->id);
 		jute_write_int(w, atomic_load(&s->timeout_ms));
 	}
-	rcu_read_unlock();
+	zkd_rcu_read_unlock();
 }
 
 void processors_session_touch(struct zk_state *st, int64_t id, int32_t timeout)
@@ -473,7 +473,7 @@ void processors_session_touch(struct zk_state *st, int64_t id, int32_t timeout)
 	struct zsession *s = sessions_find(st->sessions, id);
 	if (s)
 		atomic_store(&s->deadline_ms, mono_ms() + (timeout > 0 ? timeout : atomic_load(&s->timeout_ms)));
-	rcu_read_unlock();
+	zkd_rcu_read_unlock();
 }
 
 bool processors_session_valid(struct zk_state *st, int64_t id, int32_t timeout, int64_t owner)
@@ -485,7 +485,7 @@ bool processors_session_valid(struct zk_state *st, int64_t id, int32_t timeout, 
 		atomic_store(&s->deadline_ms, mono_ms() + (timeout > 0 ? timeout : atomic_load(&s->timeout_ms)));
 		atomic_store(&s->owner, owner);
 	}
-	rcu_read_unlock();
+	zkd_rcu_read_unlock();
 	return ok;
 }
 

@@ -26,6 +26,7 @@
 
 #include "acl.h"
 #include "net/log.h"
+#include "net/tsan.h"
 #include "path.h"
 #include "request.h"
 #include "session.h"
@@ -906,7 +907,7 @@ static void prep_handle(struct stage *s, struct zreq *r)
 		r->txn.cxid = r->xid;
 		rcu_read_lock();
 		int rc = prep_one(p, r);
-		rcu_read_unlock();
+		zkd_rcu_read_unlock();
 		if (rc != ZOK) {
 			if (rc < ZAPIERROR || rc == ZMARSHALLINGERROR)
 				log_info("session 0x%" PRIx64 ": %s refused: %s", (uint64_t)r->session_id,

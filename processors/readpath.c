@@ -28,6 +28,7 @@
 #include "acl.h"
 #include "net/grow.h"
 #include "net/log.h"
+#include "net/tsan.h"
 #include "net/metrics.h"
 #include "path.h"
 #include "pipeline.h"
@@ -186,7 +187,7 @@ static void touch_session(struct client *cl)
 		if (!atomic_load_explicit(&s->touched, memory_order_relaxed))
 			atomic_store_explicit(&s->touched, true, memory_order_relaxed);
 	}
-	rcu_read_unlock();
+	zkd_rcu_read_unlock();
 }
 
 static int clamp_timeout(const struct zk_limits *l, int t)
@@ -285,7 +286,7 @@ static void finish_reconnect(struct client *cl, bool valid, const char *why)
 			valid = false;
 			why = "session expired";
 		}
-		rcu_read_unlock();
+		zkd_rcu_read_unlock();
 	}
 	send_connect_response(cl, valid, cl->timeout_ms, false);
 	if (!valid) {
@@ -320,7 +321,7 @@ static int reconnect(struct client *cl, const struct rec_connect_req *req, int t
 	rcu_read_lock();
 	struct zsession *s = sessions_find(cl->st->sessions, req->session_id);
 	bool live = s && !atomic_load(&s->closing);
-	rcu_read_unlock();
+	zkd_rcu_read_unlock();
 	cl->session_id = req->session_id;
 	cl->timeout_ms = timeout;
 	if (!pw_ok || !live) {
@@ -357,7 +358,7 @@ static int connect_read_only(struct client *cl, const struct rec_connect_req *re
 		rcu_read_lock();
 		struct zsession *s = sessions_find(cl->st->sessions, req->session_id);
 		valid = s && !atomic_load(&s->closing) && req->passwd.len == 16 && !memcmp(pw, req->passwd.data, 16);
-		rcu_read_unlock();
+		zkd_rcu_read_unlock();
 		cl->session_id = req->session_id;
 	} else {
 		cl->session_id = sessions_next_id(cl->st->sessions);
@@ -819,7 +820,7 @@ static void answer_read(struct client *cl, const struct rec_request_header *h, s
 	cl->seen_zxid = 0;
 	rcu_read_lock();
 	int rc = serve_read(cl, h->type, r, w);
-	rcu_read_unlock();
+	zkd_rcu_read_unlock();
 	int64_t zxid = before > cl->seen_zxid ? before : cl->seen_zxid;
 	if (rc != ZOK)
 		w->len = hdr_at + 16;     /* an error reply is the header alone */
@@ -874,7 +875,7 @@ static void rearm(struct client *cl, const struct rec_str_vec *v, int kind, bool
 			if (z > rel)
 				event = kind == WATCH_DATA ? ZEV_DATA_CHANGED : ZEV_CHILDREN_CHANGED;
 		}
-		rcu_read_unlock();
+		zkd_rcu_read_unlock();
 		if (event && watch_remove(kind, (const char *)path.data, (size_t)path.len, me))
 			send_event(cl, event, path);
 	}
@@ -1069,7 +1070,7 @@ static int process(struct client *cl, const uint8_t *p, size_t len, int64_t recv
 			struct zsession *s = sessions_find(cl->st->sessions, cl->session_id);
 			if (s)
 				atomic_store(&s->closing, true);
-			rcu_read_unlock();
+			zkd_rcu_read_unlock();
 			cl->state = CL_CLOSING;
 		}
 		atomic_fetch_add_explicit(&cl->st->stats.writes, 1, memory_order_relaxed);

@@ -59,6 +59,7 @@ struct session_table *sessions_new(int64_t myid)
 
 static void session_free_cb(struct rcu_head *h)
 {
+	TSAN_AFTER_GRACE();
 	free(caa_container_of(h, struct zsession, rcu));
 }
 
@@ -73,7 +74,7 @@ void sessions_free(struct session_table *t)
 		cds_lfht_del(t->ht, &s->hnode);
 		call_rcu(&s->rcu, session_free_cb);
 	}
-	rcu_read_unlock();
+	zkd_rcu_read_unlock();
 	rcu_barrier();
 	cds_lfht_destroy(t->ht, NULL);
 	free(t);
@@ -107,7 +108,7 @@ struct zsession *sessions_add(struct session_table *t, int64_t id, int timeout_m
 	rcu_read_lock();
 	TSAN_RELEASE(s);
 	struct cds_lfht_node *got = cds_lfht_add_unique(t->ht, id_hash(id), id_match, &s->id, &s->hnode);
-	rcu_read_unlock();
+	zkd_rcu_read_unlock();
 	if (got != &s->hnode) {
 		free(s);
 		return caa_container_of(got, struct zsession, hnode);
@@ -120,7 +121,7 @@ void sessions_remove(struct session_table *t, struct zsession *s)
 {
 	rcu_read_lock();
 	int rc = cds_lfht_del(t->ht, &s->hnode);
-	rcu_read_unlock();
+	zkd_rcu_read_unlock();
 	if (rc == 0) {
 		atomic_fetch_sub(&t->count, 1);
 		call_rcu(&s->rcu, session_free_cb);

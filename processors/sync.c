@@ -140,7 +140,7 @@ static void collect_sessions(struct session_table *t, struct session_list *l)
 		l->v[l->n].timeout = atomic_load(&s->timeout_ms);
 		l->n++;
 	}
-	rcu_read_unlock();
+	zkd_rcu_read_unlock();
 }
 
 static void take_snapshot(struct syncer *y)

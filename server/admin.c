@@ -50,6 +50,7 @@
 #include "net/http.h"
 #include "net/json.h"
 #include "net/log.h"
+#include "net/tsan.h"
 #include "processors/session.h"
 #include "server.h"
 #include "storage/datadir.h"
@@ -1030,7 +1031,7 @@ static void run_command(struct zkd_server *srv, const char *name, const char *qu
 		struct call c = { .srv = srv, .j = &j, .query = query };
 		rcu_read_lock();
 		const char *err = cmd->run(&c);
-		rcu_read_unlock();
+		zkd_rcu_read_unlock();
 		if (err) {
 			json_kv_str(&j, "error", err);
 			json_kv_str(&j, "command", cmd->names[0]);

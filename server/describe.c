@@ -18,6 +18,7 @@
 
 #include "describe.h"
 #include "net/grow.h"
+#include "net/tsan.h"
 #include "processors/session.h"
 #include "server.h"
 
@@ -53,7 +54,7 @@ long describe_session_expiry(struct zkd_server *srv, long *n_sets,
 	struct expiry_list l = { .tick = srv->cfg.tick_time > 0 ? srv->cfg.tick_time : 1 };
 	rcu_read_lock();
 	sessions_foreach(atomic_load(&srv->st.sessions), add_expiry, &l);
-	rcu_read_unlock();
+	zkd_rcu_read_unlock();
 	if (l.n)
 		qsort(l.v, l.n, sizeof *l.v, by_due_then_id);
 	int64_t mono_to_wall = wall_ms() - mono_ms();
@@ -100,7 +101,7 @@ long describe_ephemerals(struct zkd_server *srv, void (*fn)(void *arg, int64_t s
 	struct eph_list l = { 0 };
 	rcu_read_lock();
 	tree_foreach(atomic_load(&srv->st.tree), add_ephemeral, &l);
-	rcu_read_unlock();
+	zkd_rcu_read_unlock();
 	if (l.n)
 		qsort(l.v, l.n, sizeof *l.v, by_owner_then_path);
 	long sessions = 0;

@@ -24,6 +24,7 @@
 #include "net/grow.h"
 #include "net/jute.h"
 #include "net/log.h"
+#include "net/tsan.h"
 #include "processors/session.h"
 #include "server.h"
 
@@ -358,7 +359,7 @@ void fourlw_answer(struct zkd_server *srv, const char *cmd, const uint8_t *arg, 
 {
 	rcu_read_lock();
 	answer(srv, cmd, arg, arg_len, o);
-	rcu_read_unlock();
+	zkd_rcu_read_unlock();
 }
 
 void fourlw_handle(void *ctx, struct net_conn *c, const char cmd4[4], const uint8_t *arg, size_t arg_len)

@@ -41,6 +41,7 @@
 
 #include "election/election.h"
 #include "net/log.h"
+#include "net/tsan.h"
 #include "net/metrics.h"
 #include "processors/session.h"
 #include "reaper.h"
@@ -296,7 +297,7 @@ static void session_closed(void *arg, int64_t id)
 	(void)arg;
 	rcu_read_lock();
 	struct zsession *s = sessions_find(restored.table, id);
-	rcu_read_unlock();
+	zkd_rcu_read_unlock();
 	if (s)
 		sessions_remove(restored.table, s);
 	/* a closed id left in `restored` is skipped by the tracker (not found) */
@@ -326,7 +327,7 @@ static int recover(struct zk_state *st)
 	st->tree = res.tree;
 	rcu_read_lock();
 	tree_init_system_nodes(st->tree);   /* a snapshot of another server may lack them */
-	rcu_read_unlock();
+	zkd_rcu_read_unlock();
 	atomic_store(&st->last_applied, res.last_zxid);
 	log_info("recovered %s: snapshot 0x%llx + %ld txns, last zxid 0x%llx, %ld nodes, %zu sessions%s",
 		 st->storage.data_dir, (unsigned long long)res.snap_zxid, res.txns,

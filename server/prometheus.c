@@ -25,6 +25,7 @@
 #include "monitor.h"
 #include "net/http.h"
 #include "net/log.h"
+#include "net/tsan.h"
 #include "net/metrics.h"
 #include "server.h"
 
@@ -164,7 +165,7 @@ void prometheus_render(struct zkd_server *srv, struct outbuf *o)
 	if (srv) {
 		rcu_read_lock();
 		monitor_collect(srv, emit_mon, &sc);
-		rcu_read_unlock();
+		zkd_rcu_read_unlock();
 	}
 	metrics_write_prometheus(o);
 }

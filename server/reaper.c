@@ -20,6 +20,7 @@
 #include <urcu.h>
 
 #include "net/log.h"
+#include "net/tsan.h"
 #include "processors/session.h"
 
 struct candidates {
@@ -95,7 +96,7 @@ static void *reaper_main(void *arg)
 		struct candidates c = { .now = wall_ms() };
 		rcu_read_lock();   /* the tree pointer too: an ensemble member may replace it */
 		tree_foreach(r->st->tree, consider, &c);
-		rcu_read_unlock();
+		zkd_rcu_read_unlock();
 		for (size_t i = 0; i < c.n; i++) {
 			if (i && !atomic_load(&r->stop) && gap_ms > 0)
 				nap(r, gap_ms);

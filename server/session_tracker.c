@@ -81,7 +81,7 @@ static bool file_session(struct tracker *t, int64_t id, int64_t now, bool *expir
 	struct zsession *s = sessions_find(t->st->sessions, id);
 	bool live = s && !atomic_load(&s->closing);
 	int64_t deadline = live ? atomic_load(&s->deadline_ms) : 0;
-	rcu_read_unlock();
+	zkd_rcu_read_unlock();
 	if (!live)
 		return false;
 	int64_t due = round_up_tick(deadline, t->tick);

@@ -39,6 +39,7 @@
 #include "datadir.h"
 #include "fileio.h"
 #include "net/log.h"
+#include "net/tsan.h"
 #include "net/records.h"
 #include "snapshot.h"
 #include "tree_load.h"
@@ -241,7 +242,7 @@ int recovery_apply_txn(struct recovery_apply *a, struct ztxn *t)
 	case ZOP_CLOSE:
 		rcu_read_lock();
 		kill_session(a, t);
-		rcu_read_unlock();
+		zkd_rcu_read_unlock();
 		if (a->cb.session_close)
 			a->cb.session_close(a->cb.arg, t->session_id);
 		return 0;
@@ -268,7 +269,7 @@ int recovery_apply_txn(struct recovery_apply *a, struct ztxn *t)
 			if (s->type == ZOP_DELETE)
 				fix_delete_pzxid(tree, s->path, s->path_len, t->zxid);
 		}
-		rcu_read_unlock();
+		zkd_rcu_read_unlock();
 		free(existed);
 		return 0;
 	}
@@ -285,7 +286,7 @@ int recovery_apply_txn(struct recovery_apply *a, struct ztxn *t)
 		else if (t->type != ZOP_ERROR)
 			log_debug("replay: zxid 0x%" PRIx64 " %s %s: %s (ignored, as ZooKeeper does)",
 				  (uint64_t)t->zxid, zk_op_name(t->type), t->path ? t->path : "", zk_err_name(rc));
-		rcu_read_unlock();
+		zkd_rcu_read_unlock();
 		return 0;
 	}
 	}
@@ -330,7 +331,7 @@ static struct ztree *empty_tree(void)
 		abort();
 	rcu_read_lock();
 	tree_init_system_nodes(t);
-	rcu_read_unlock();
+	zkd_rcu_read_unlock();
 	return t;
 }
 
@@ -389,7 +390,7 @@ int recovery_run(const char *data_dir, const char *data_log_dir, bool trust_empt
 	 * after loading */
 	rcu_read_lock();
 	quota_rebuild(tree);
-	rcu_read_unlock();
+	zkd_rcu_read_unlock();
 	out->tree = tree;
 	out->snap_zxid = snap_zxid;
 	out->last_zxid = last;

@@ -36,6 +36,7 @@
 #include <string.h>
 
 #include "adler32.h"
+#include "net/tsan.h"
 #include "tree_load.h"
 #include "txncodec.h"
 
@@ -165,7 +166,7 @@ static void walk_visit(struct ztree *t, char *path, size_t len, visit_fn visit, 
 	struct znode *n = tree_lookup(t, path, len);
 	const struct znode_ver *v = n ? tree_ver(n) : NULL;
 	if (!v || visit(ctx, path, len, v) != 1) {
-		rcu_read_unlock();
+		zkd_rcu_read_unlock();
 		free(path);
 		return;
 	}
@@ -189,7 +190,7 @@ static void walk_visit(struct ztree *t, char *path, size_t len, visit_fn visit, 
 		}
 		f.n = k->n;
 	}
-	rcu_read_unlock();
+	zkd_rcu_read_unlock();
 	if (*depth == *cap) {
 		*cap = *cap ? *cap * 2 : 32;
 		*stack = realloc(*stack, *cap * sizeof **stack);
@@ -716,7 +717,7 @@ static int on_node(void *arg, const struct snapbody_node *n, char *err, size_t e
 	char why[256];
 	rcu_read_lock();
 	int a = tree_loader_add(b->ld, n->path, n->path_len, &n->stat, n->data, n->data_len, ab, why, sizeof why);
-	rcu_read_unlock();
+	zkd_rcu_read_unlock();
 	if (a != 0) {
 		snprintf(err, errlen, "at offset %zu: %s", n->offset, why);
 		return -1;
@@ -736,7 +737,7 @@ static int finish_tree(struct builder *b, char *err, size_t errlen)
 	}
 	if (f == 0)
 		tree_init_system_nodes(b->t);
-	rcu_read_unlock();
+	zkd_rcu_read_unlock();
 	if (f != 0)
 		snprintf(err, errlen, "%s", why);
 	return f;

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "net/log.h"
+#include "net/tsan.h"
 #include "quota.h"
 #include "snapbody.h"
 
@@ -97,7 +98,7 @@ int snapstream_read(snapstream_pull_fn pull, void *arg, size_t max_buffer, snap_
 	/* DataTree.deserialize recounts the quota stats (setupQuota) */
 	rcu_read_lock();
 	quota_rebuild(l.tree);
-	rcu_read_unlock();
+	zkd_rcu_read_unlock();
 	for (size_t i = 0; on_session && i < l.n_sessions; i++)
 		on_session(session_arg, l.sessions[i].id, l.sessions[i].timeout);
 	log_info("SNAP stream: loaded %ld nodes, %zu sessions (%zu bytes)", (long)atomic_load(&l.tree->node_count),

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "net/log.h"
+#include "net/tsan.h"
 #include "digest.h"
 #include "quota.h"
 #include "tree_internal.h"
@@ -78,6 +79,7 @@ void tree_kids_unref(struct zkids *k)
 
 void tree_ver_free_cb(struct rcu_head *h)
 {
+	TSAN_AFTER_GRACE();
 	struct znode_ver *v = caa_container_of(h, struct znode_ver, rcu);
 	tree_blob_unref(v->data);
 	tree_blob_unref(v->acl);
@@ -106,6 +108,7 @@ struct znode_ver *tree_ver_clone(const struct znode_ver *old)
 
 static void node_free_cb(struct rcu_head *h)
 {
+	TSAN_AFTER_GRACE();
 	free(caa_container_of(h, struct znode, rcu));
 }
 
@@ -438,7 +441,7 @@ void tree_foreach(struct ztree *t, void (*fn)(void *arg, const struct znode *n),
 		TSAN_ACQUIRE(n);   /* pairs with node_insert's release */
 		fn(arg, n);
 	}
-	rcu_read_unlock();
+	zkd_rcu_read_unlock();
 }
 
 void tree_free(struct ztree *t)
@@ -453,7 +456,7 @@ void tree_free(struct ztree *t)
 		ver_retire(n->ver);
 		call_rcu(&n->rcu, node_free_cb);
 	}
-	rcu_read_unlock();
+	zkd_rcu_read_unlock();
 	rcu_barrier();
 	cds_lfht_destroy(t->ht, NULL);
 	quota_set_free(t->quotas);

@@ -22,7 +22,7 @@
 set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# a ThreadSanitizer zkd: the RCU false positives are suppressed (tests/tsan.supp)
+# a ThreadSanitizer zkd: liburcu's own internals are suppressed (tests/tsan.supp)
 export TSAN_OPTIONS="${TSAN_OPTIONS:-suppressions=$HERE/../tsan.supp}"
 PY="${PYTHON:-/usr/bin/python3}"
 START_TIMEOUT="${ZK_START_TIMEOUT:-30}"

@@ -6,7 +6,6 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,20 +14,14 @@
 
 #include "storage/datadir.h"
 #include "storage/fileio.h"
+#include "helpers.h"
 
 static char dir[256];
 static char vdir[300];
 
-static int rm_one(const char *p, const struct stat *s, int f, struct FTW *w)
-{
-	(void)s; (void)f; (void)w;
-	return remove(p);
-}
-
 static void setup(void)
 {
-	snprintf(dir, sizeof dir, "/tmp/zkd-epoch-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
+	test_dir_make(dir, sizeof dir, "epoch");
 	snprintf(vdir, sizeof vdir, "%s/version-2", dir);
 	fio_fault_clear();
 }
@@ -36,7 +29,7 @@ static void setup(void)
 static void teardown(void)
 {
 	fio_fault_clear();
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	test_dir_remove(dir);
 }
 
 TestSuite(epoch, .init = setup, .fini = teardown);
@@ -188,7 +181,7 @@ Test(epoch, missing_files_are_derived_from_the_last_zxid_and_written)
 	cr_assert_str_eq(get(DATADIR_CURRENT_EPOCH), "5");
 	cr_assert_str_eq(get(DATADIR_ACCEPTED_EPOCH), "5");
 	/* a fresh dataDir: epoch 0 */
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	test_dir_remove(dir);
 	cr_assert_eq(load(0, &cur, &acc, err, sizeof err), 0, "%s", err);
 	cr_assert_eq(cur, 0);
 	cr_assert_eq(acc, 0);

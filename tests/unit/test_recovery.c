@@ -7,7 +7,6 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -18,35 +17,28 @@
 #include <unistd.h>
 
 #include "net/records.h"
-#include "storage/adler32.h"
 #include "storage/fileio.h"
 #include "storage/recovery.h"
 #include "storage/snapshot.h"
 #include "storage/tree.h"
 #include "storage/txncodec.h"
 #include "storage/txnlog.h"
+#include "helpers.h"
 
 static char dir[256];
 static char vdir[300];
 
-static int rm_one(const char *p, const struct stat *s, int f, struct FTW *w)
-{
-	(void)s; (void)f; (void)w;
-	return remove(p);
-}
-
 static void setup(void)
 {
 	rcu_register_thread();
-	snprintf(dir, sizeof dir, "/tmp/zkd-recovery-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
+	test_dir_make(dir, sizeof dir, "recovery");
 	snprintf(vdir, sizeof vdir, "%s/version-2", dir);
 	fio_fault_clear();
 }
 
 static void teardown(void)
 {
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	test_dir_remove(dir);
 	rcu_unregister_thread();
 }
 
@@ -57,83 +49,6 @@ static char *vpath(const char *name)
 	static char p[400];
 	snprintf(p, sizeof p, "%s/%s", vdir, name);
 	return p;
-}
-
-/* ---- tree dumps (as in test_snapshot.c) ---------------------------------- */
-
-struct dump { char **lines; size_t n, cap; };
-
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-static void dump_one(void *arg, const struct znode *n)
-{
-	struct dump *d = arg;
-	const struct znode_ver *v = tree_ver(n);
-	const struct zk_stat *s = &v->stat;
-	uint32_t nk = v->kids ? v->kids->n : 0;
-	char **kids = calloc(nk + 1, sizeof *kids);
-	size_t klen = 1;
-	for (uint32_t i = 0; i < nk; i++) {
-		kids[i] = strndup(v->kids->v[i].name, v->kids->v[i].len);
-		klen += v->kids->v[i].len + 1;
-	}
-	qsort(kids, nk, sizeof *kids, cmp_str);
-	char *kl = malloc(klen);
-	kl[0] = '\0';
-	for (uint32_t i = 0; i < nk; i++) {
-		strcat(kl, kids[i]);
-		strcat(kl, ",");
-		free(kids[i]);
-	}
-	free(kids);
-	int32_t dl = v->data->len;
-	char *line;
-	cr_assert(asprintf(&line, "%s cz=%" PRIx64 " mz=%" PRIx64 " pz=%" PRIx64 " ct=%" PRId64 " mt=%" PRId64
-			   " v=%d cv=%d av=%d o=%" PRIx64 " dl=%d d=%08x acl=%08x/%d kids=%s",
-			   n->path, (uint64_t)s->czxid, (uint64_t)s->mzxid, (uint64_t)s->pzxid, s->ctime, s->mtime,
-			   s->version, s->cversion, s->aversion, (uint64_t)s->ephemeral_owner, dl,
-			   dl > 0 ? adler32(v->data->bytes, (size_t)dl) : 0, adler32(v->acl->bytes, (size_t)v->acl->len),
-			   v->acl->len, kl) > 0);
-	free(kl);
-	if (d->n == d->cap) {
-		d->cap = d->cap ? d->cap * 2 : 256;
-		d->lines = realloc(d->lines, d->cap * sizeof *d->lines);
-	}
-	d->lines[d->n++] = line;
-}
-
-static char *dump_tree(struct ztree *tree)
-{
-	struct dump d = { 0 };
-	tree_foreach(tree, dump_one, &d);
-	qsort(d.lines, d.n, sizeof *d.lines, cmp_str);
-	size_t total = 1;
-	for (size_t i = 0; i < d.n; i++)
-		total += strlen(d.lines[i]) + 1;
-	char *out = malloc(total), *p = out;
-	*p = '\0';
-	for (size_t i = 0; i < d.n; i++) {
-		p = stpcpy(p, d.lines[i]);
-		*p++ = '\n';
-		*p = '\0';
-		free(d.lines[i]);
-	}
-	free(d.lines);
-	return out;
-}
-
-static void assert_same_tree(struct ztree *a, struct ztree *b)
-{
-	char *x = dump_tree(a), *y = dump_tree(b);
-	if (strcmp(x, y) != 0) {
-		size_t i = 0;
-		while (x[i] && x[i] == y[i])
-			i++;
-		size_t s = i > 300 ? i - 300 : 0;
-		cr_assert_fail("trees differ at byte %zu:\n...%.600s\n---- vs ----\n...%.600s", i, x + s, y + s);
-	}
-	free(x);
-	free(y);
 }
 
 /* ---- a small "server": Prep's decisions, the log, the tree ---------------- */
@@ -452,7 +367,7 @@ Test(recovery, history_is_recovered_exactly)
 	cr_assert_eq(r.last_zxid, s->zxid);
 	cr_assert_neq(r.snap_zxid, 0);
 	cr_assert_eq(r.txns, s->zxid - r.snap_zxid);
-	assert_same_tree(s->tree, r.tree);
+	test_assert_same_tree(s->tree, r.tree);
 	cr_assert_eq(sl.open[0], 0x1001, "the snapshot's session first");
 	cr_assert_eq(sl.n_open, 1 + 30);
 	cr_assert_eq(sl.n_closed, 10);
@@ -483,7 +398,7 @@ Test(recovery, newest_snapshot_truncated_uses_the_previous_and_more_log)
 	struct recovery_result r = recover(&(struct sess_log){ 0 });
 	cr_assert_lt(r.snap_zxid, z);
 	cr_assert_gt(r.snap_zxid, 0);
-	assert_same_tree(s->tree, r.tree);
+	test_assert_same_tree(s->tree, r.tree);
 	tree_free(r.tree);
 	srv_free(s);
 }
@@ -498,7 +413,7 @@ Test(recovery, logs_without_a_snapshot_are_refused_unless_trusted)
 	cr_assert(strstr(err, "no snapshot") && strstr(err, "refusing"), "%s", err);
 	cr_assert_null(r.tree);
 	cr_assert_eq(recovery_run(dir, NULL, true, NULL, &r, err, sizeof err), 0, "%s", err);
-	assert_same_tree(s->tree, r.tree);
+	test_assert_same_tree(s->tree, r.tree);
 	tree_free(r.tree);
 	srv_free(s);
 }
@@ -514,7 +429,7 @@ Test(recovery, separate_data_log_dir)
 	history(s, 0, 10);
 	struct recovery_result r;
 	cr_assert_eq(recovery_run(dir, logdir, false, NULL, &r, err, sizeof err), 0, "%s", err);
-	assert_same_tree(s->tree, r.tree);
+	test_assert_same_tree(s->tree, r.tree);
 	tree_free(r.tree);
 	srv_free(s);
 }
@@ -524,7 +439,7 @@ Test(recovery, torn_tail_is_cut_and_the_server_carries_on)
 	struct server *s = srv_new(true);
 	srv_snapshot(s, NULL, 0);
 	history(s, 0, 10);
-	char *before = dump_tree(s->tree);
+	char *before = test_tree_dump(s->tree);
 	int64_t good = s->zxid;
 	/* a batch that is written but never synced, then a "crash" mid-write */
 	fio_fault_add(&(struct fio_fault){ .op = FIO_PWRITE, .nth = 1, .err = EIO, .partial = true });
@@ -538,7 +453,7 @@ Test(recovery, torn_tail_is_cut_and_the_server_carries_on)
 
 	struct recovery_result r = recover(&(struct sess_log){ 0 });
 	cr_assert_geq(r.last_zxid, good);
-	char *got = dump_tree(r.tree);
+	char *got = test_tree_dump(r.tree);
 	if (r.last_zxid == good)
 		cr_assert_str_eq(got, before);
 	free(got);
@@ -551,7 +466,7 @@ Test(recovery, torn_tail_is_cut_and_the_server_carries_on)
 	s2->log = txnlog_open(dir, 4096, true, err, sizeof err);
 	history(s2, 100, 105);
 	struct recovery_result r2 = recover(&(struct sess_log){ 0 });
-	assert_same_tree(s2->tree, r2.tree);
+	test_assert_same_tree(s2->tree, r2.tree);
 	tree_free(r2.tree);
 	srv_free(s2);
 	free(before);
@@ -691,14 +606,14 @@ Test(recovery, purge_keeps_what_the_newest_snapshots_need)
 	cr_assert_eq(access(vpath("log.1"), F_OK), -1);
 	/* every kept snapshot still recovers to the same tree */
 	struct recovery_result r = recover(&(struct sess_log){ 0 });
-	assert_same_tree(s->tree, r.tree);
+	test_assert_same_tree(s->tree, r.tree);
 	tree_free(r.tree);
 	for (int k = 5; k >= 4; k--) {
 		snprintf(name, sizeof name, "snapshot.%" PRIx64, snaps[k]);
 		unlink(vpath(name));
 		r = recover(&(struct sess_log){ 0 });
 		cr_assert_eq(r.snap_zxid, snaps[k - 1]);
-		assert_same_tree(s->tree, r.tree);
+		test_assert_same_tree(s->tree, r.tree);
 		tree_free(r.tree);
 	}
 	cr_assert_eq(storage_purge(dir, NULL, 3, err, sizeof err), 0);
@@ -877,7 +792,7 @@ Test(recovery, fuzzy_snapshot_plus_replay_is_exact, .timeout = 120)
 			}
 		recovery_apply_free(a);
 		cr_assert_gt(replayed, 0, "the writer must have raced the walk");
-		assert_same_tree(s->tree, back);
+		test_assert_same_tree(s->tree, back);
 		tree_free(back);
 		unlink(name);
 	}

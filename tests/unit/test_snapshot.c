@@ -7,7 +7,6 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,22 +21,16 @@
 #include "storage/snapshot.h"
 #include "storage/tree.h"
 #include "storage/txncodec.h"
+#include "helpers.h"
 
 static char dir[256];
 static char vdir[300];
 static struct ztree *t;
 
-static int rm_one(const char *p, const struct stat *s, int f, struct FTW *w)
-{
-	(void)s; (void)f; (void)w;
-	return remove(p);
-}
-
 static void setup(void)
 {
 	rcu_register_thread();
-	snprintf(dir, sizeof dir, "/tmp/zkd-snap-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
+	test_dir_make(dir, sizeof dir, "snap");
 	snprintf(vdir, sizeof vdir, "%s/version-2", dir);
 	fio_fault_clear();
 	t = tree_new();
@@ -51,7 +44,7 @@ static void teardown(void)
 	fio_fault_clear();
 	if (t)
 		tree_free(t);
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	test_dir_remove(dir);
 	rcu_unregister_thread();
 }
 
@@ -99,104 +92,6 @@ static void del(const char *path)
 	zxid++;
 	cr_assert_eq(tree_delete(t, path, strlen(path), zxid), ZOK);
 	rcu_read_unlock();
-}
-
-/* ---- a canonical dump of a tree, for comparing two trees ------------------ */
-
-struct dump {
-	char **lines;
-	size_t n, cap;
-};
-
-static void hex(char *out, const uint8_t *p, size_t n, size_t max)
-{
-	static const char d[] = "0123456789abcdef";
-	size_t i;
-	for (i = 0; i < n && i < max; i++) {
-		out[2 * i] = d[p[i] >> 4];
-		out[2 * i + 1] = d[p[i] & 15];
-	}
-	out[2 * i] = '\0';
-}
-
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-static void dump_one(void *arg, const struct znode *n)
-{
-	struct dump *d = arg;
-	const struct znode_ver *v = tree_ver(n);
-	const struct zk_stat *s = &v->stat;
-	char acl[512], data[80];
-	hex(acl, v->acl->bytes, (size_t)v->acl->len, 250);
-	int32_t dl = v->data ? v->data->len : -2;
-	hex(data, v->data->bytes, dl > 0 ? (size_t)dl : 0, 32);
-	uint32_t sum = dl > 0 ? adler32(v->data->bytes, (size_t)dl) : 0;
-	/* children, sorted */
-	uint32_t nk = v->kids ? v->kids->n : 0;
-	char **kids = calloc(nk + 1, sizeof *kids);
-	size_t klen = 1;
-	for (uint32_t i = 0; i < nk; i++) {
-		kids[i] = strndup(v->kids->v[i].name, v->kids->v[i].len);
-		klen += v->kids->v[i].len + 1;
-	}
-	qsort(kids, nk, sizeof *kids, cmp_str);
-	char *kl = malloc(klen);
-	kl[0] = '\0';
-	for (uint32_t i = 0; i < nk; i++) {
-		strcat(kl, kids[i]);
-		strcat(kl, ",");
-		free(kids[i]);
-	}
-	free(kids);
-	char *line;
-	cr_assert(asprintf(&line, "%s czxid=%" PRIx64 " mzxid=%" PRIx64 " pzxid=%" PRIx64 " ctime=%" PRId64
-			   " mtime=%" PRId64 " v=%d cv=%d av=%d owner=%" PRIx64 " dlen=%d data=%s sum=%08x acl=%s kids=%s",
-			   n->path, (uint64_t)s->czxid, (uint64_t)s->mzxid, (uint64_t)s->pzxid, s->ctime, s->mtime,
-			   s->version, s->cversion, s->aversion, (uint64_t)s->ephemeral_owner, dl, data, sum, acl, kl) > 0);
-	free(kl);
-	if (d->n == d->cap) {
-		d->cap = d->cap ? d->cap * 2 : 256;
-		d->lines = realloc(d->lines, d->cap * sizeof *d->lines);
-	}
-	d->lines[d->n++] = line;
-}
-
-static char *dump_tree(struct ztree *tree)
-{
-	struct dump d = { 0 };
-	tree_foreach(tree, dump_one, &d);
-	qsort(d.lines, d.n, sizeof *d.lines, cmp_str);
-	size_t total = 1;
-	for (size_t i = 0; i < d.n; i++)
-		total += strlen(d.lines[i]) + 1;
-	char *out = malloc(total);
-	out[0] = '\0';
-	char *p = out;
-	for (size_t i = 0; i < d.n; i++) {
-		size_t l = strlen(d.lines[i]);
-		memcpy(p, d.lines[i], l);
-		p[l] = '\n';
-		p += l + 1;
-		*p = '\0';
-		free(d.lines[i]);
-	}
-	free(d.lines);
-	return out;
-}
-
-static void assert_same_tree(struct ztree *a, struct ztree *b)
-{
-	char *x = dump_tree(a), *y = dump_tree(b);
-	if (strcmp(x, y) != 0) {
-		/* show the first difference */
-		size_t i = 0;
-		while (x[i] && x[i] == y[i])
-			i++;
-		size_t s = i > 200 ? i - 200 : 0;
-		cr_assert_fail("trees differ at byte %zu:\n...%.400s\nvs\n...%.400s", i, x + s, y + s);
-	}
-	free(x);
-	free(y);
 }
 
 struct sessions {
@@ -310,7 +205,7 @@ Test(snapshot, round_trip_of_a_rich_tree)
 		cr_assert_eq(s.to[i], three[i].timeout);
 	}
 	cr_assert_eq(atomic_load(&back->node_count), atomic_load(&t->node_count));
-	assert_same_tree(t, back);
+	test_assert_same_tree(t, back);
 	/* client-visible stat (children count, cversion) agrees too */
 	rcu_read_lock();
 	struct zk_stat a, b;
@@ -403,7 +298,7 @@ static char *two_snapshots(void)
 	char err[512];
 	cr_assert_eq(mk("/x", "1", 1, NULL, 0, 0), ZOK);
 	cr_assert_eq(snapshot_write(dir, t, 0x10, three, 2, err, sizeof err), 0, "%s", err);
-	char *first = dump_tree(t);
+	char *first = test_tree_dump(t);
 	for (int i = 0; i < 200; i++) {
 		char p[32];
 		snprintf(p, sizeof p, "/x/%d", i);
@@ -422,7 +317,7 @@ static void assert_loads_previous(const char *first)
 	cr_assert_eq(snapshot_load(dir, &back, &z, on_session, &s, err, sizeof err), 0, "%s", err);
 	cr_assert_eq(z, 0x10);
 	cr_assert_eq(s.n, 2, "only the loaded snapshot's sessions are reported (%d)", s.n);
-	char *got = dump_tree(back);
+	char *got = test_tree_dump(back);
 	cr_assert_str_eq(got, first);
 	free(got);
 	tree_free(back);
@@ -740,6 +635,6 @@ Test(snapshot, big_tree)
 	struct ztree *back = NULL;
 	int64_t z;
 	cr_assert_eq(snapshot_load(dir, &back, &z, NULL, NULL, err, sizeof err), 0, "%s", err);
-	assert_same_tree(t, back);
+	test_assert_same_tree(t, back);
 	tree_free(back);
 }

@@ -8,7 +8,6 @@
  * exact tree; truncated, corrupt and over-long input fails with a reason.
  */
 #include <criterion/criterion.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -20,29 +19,22 @@
 
 #include "net/jute.h"
 #include "net/records.h"
-#include "storage/adler32.h"
 #include "storage/digest.h"
 #include "storage/recovery.h"
 #include "storage/snapshot.h"
 #include "storage/snapstream.h"
 #include "storage/tree.h"
 #include "storage/txncodec.h"
+#include "helpers.h"
 
 static char dir[256];
 static struct ztree *t;
 static int64_t zxid = 0x100000000LL;
 
-static int rm_one(const char *p, const struct stat *s, int f, struct FTW *w)
-{
-	(void)s; (void)f; (void)w;
-	return remove(p);
-}
-
 static void setup(void)
 {
 	rcu_register_thread();
-	snprintf(dir, sizeof dir, "/tmp/zkd-snapstream-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
+	test_dir_make(dir, sizeof dir, "snapstream");
 	zxid = 0x100000000LL;
 	t = tree_new();
 	rcu_read_lock();
@@ -54,7 +46,7 @@ static void teardown(void)
 {
 	if (t)
 		tree_free(t);
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	test_dir_remove(dir);
 	rcu_unregister_thread();
 }
 
@@ -111,50 +103,6 @@ static void build_tree(int n)
 }
 
 static const struct snap_session sessions[] = { { 0x1234, 30000 }, { 0x7fffffffffffffffLL, 4000 }, { -5, 1 } };
-
-/* ---- comparing trees ----------------------------------------------------- */
-
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-struct dump { char **lines; size_t n, cap; };
-
-static void dump_one(void *arg, const struct znode *n)
-{
-	struct dump *d = arg;
-	const struct znode_ver *v = tree_ver(n);
-	const struct zk_stat *s = &v->stat;
-	int32_t dl = v->data ? v->data->len : -2;
-	char *line;
-	cr_assert(asprintf(&line, "%s cz=%" PRIx64 " mz=%" PRIx64 " pz=%" PRIx64 " ct=%" PRId64 " mt=%" PRId64
-			   " v=%d cv=%d av=%d o=%" PRIx64 " dl=%d d=%08x acl=%08x/%d kids=%u", n->path,
-			   (uint64_t)s->czxid, (uint64_t)s->mzxid, (uint64_t)s->pzxid, s->ctime, s->mtime, s->version,
-			   s->cversion, s->aversion, (uint64_t)s->ephemeral_owner, dl,
-			   dl > 0 ? adler32(v->data->bytes, (size_t)dl) : 0, adler32(v->acl->bytes, (size_t)v->acl->len),
-			   v->acl->len, v->kids ? v->kids->n : 0) > 0);
-	if (d->n == d->cap) {
-		d->cap = d->cap ? d->cap * 2 : 256;
-		d->lines = realloc(d->lines, d->cap * sizeof *d->lines);
-	}
-	d->lines[d->n++] = line;
-}
-
-static void assert_same_tree(struct ztree *a, struct ztree *b)
-{
-	struct dump x = { 0 }, y = { 0 };
-	tree_foreach(a, dump_one, &x);
-	tree_foreach(b, dump_one, &y);
-	qsort(x.lines, x.n, sizeof *x.lines, cmp_str);
-	qsort(y.lines, y.n, sizeof *y.lines, cmp_str);
-	cr_assert_eq(x.n, y.n, "%zu nodes vs %zu", x.n, y.n);
-	for (size_t i = 0; i < x.n; i++) {
-		cr_assert_str_eq(x.lines[i], y.lines[i]);
-		free(x.lines[i]);
-		free(y.lines[i]);
-	}
-	free(x.lines);
-	free(y.lines);
-	cr_assert_eq(tree_digest(a), tree_digest(b));
-}
 
 /* ---- a socket-like source ------------------------------------------------ */
 
@@ -283,7 +231,7 @@ Test(snapstream, round_trip_reads_to_the_signature_and_no_further)
 		cr_assert_eq(got.id[i], sessions[i].id);
 		cr_assert_eq(got.to[i], sessions[i].timeout);
 	}
-	assert_same_tree(t, back);
+	test_assert_same_tree(t, back);
 	tree_free(back);
 	free(buf);
 	free(s);
@@ -296,7 +244,7 @@ Test(snapstream, an_empty_tree_and_no_sessions)
 	struct ztree *back = NULL;
 	char err[512];
 	cr_assert_eq(read_stream(s, len, 0, NULL, &back, err, sizeof err, NULL), 0, "%s", err);
-	assert_same_tree(t, back);
+	test_assert_same_tree(t, back);
 	tree_free(back);
 	free(s);
 }
@@ -479,7 +427,7 @@ Test(snapstream, a_big_tree_goes_out_through_the_sink_in_pieces)
 	struct src used;
 	cr_assert_eq(read_stream(sk.buf + 8, sk.len - 8, 0, NULL, &back, err, sizeof err, &used), 0, "%s", err);
 	cr_assert_eq(used.off, sk.len - 8);
-	assert_same_tree(t, back);
+	test_assert_same_tree(t, back);
 	tree_free(back);
 	/* the same tree without a sink is the same bytes */
 	size_t len;
@@ -863,7 +811,7 @@ Test(snapstream, fuzzy_stream_plus_the_txns_after_it_is_exact, .timeout = 120)
 		}
 		recovery_apply_free(a);
 		cr_assert_gt(replayed, 0, "the writer must have raced the walk");
-		assert_same_tree(t, back);
+		test_assert_same_tree(t, back);
 		tree_free(back);
 		free(sk.buf);
 	}

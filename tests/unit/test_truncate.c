@@ -9,7 +9,6 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +17,6 @@
 #include <unistd.h>
 
 #include "net/jute.h"
-#include "storage/adler32.h"
 #include "storage/fileio.h"
 #include "storage/logreader.h"
 #include "storage/recovery.h"
@@ -26,21 +24,15 @@
 #include "storage/tree.h"
 #include "storage/txncodec.h"
 #include "storage/txnlog.h"
+#include "helpers.h"
 
 static char dir[256];
 static char vdir[300];
 
-static int rm_one(const char *p, const struct stat *s, int f, struct FTW *w)
-{
-	(void)s; (void)f; (void)w;
-	return remove(p);
-}
-
 static void setup(void)
 {
 	rcu_register_thread();
-	snprintf(dir, sizeof dir, "/tmp/zkd-truncate-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
+	test_dir_make(dir, sizeof dir, "truncate");
 	snprintf(vdir, sizeof vdir, "%s/version-2", dir);
 	fio_fault_clear();
 }
@@ -48,7 +40,7 @@ static void setup(void)
 static void teardown(void)
 {
 	fio_fault_clear();
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	test_dir_remove(dir);
 	rcu_unregister_thread();
 }
 
@@ -238,54 +230,13 @@ static void srv_stop(struct srv *s)
 
 /* ---- checks -------------------------------------------------------------- */
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-struct dump { char **lines; size_t n, cap; };
-
-static void dump_one(void *arg, const struct znode *n)
-{
-	struct dump *d = arg;
-	const struct znode_ver *v = tree_ver(n);
-	const struct zk_stat *s = &v->stat;
-	int32_t dl = v->data->len;
-	char *line;
-	cr_assert(asprintf(&line, "%s cz=%" PRIx64 " mz=%" PRIx64 " pz=%" PRIx64 " ct=%" PRId64 " mt=%" PRId64
-			   " v=%d cv=%d av=%d o=%" PRIx64 " dl=%d d=%08x acl=%08x kids=%u", n->path,
-			   (uint64_t)s->czxid, (uint64_t)s->mzxid, (uint64_t)s->pzxid, s->ctime, s->mtime, s->version,
-			   s->cversion, s->aversion, (uint64_t)s->ephemeral_owner, dl,
-			   dl > 0 ? adler32(v->data->bytes, (size_t)dl) : 0, adler32(v->acl->bytes, (size_t)v->acl->len),
-			   v->kids ? v->kids->n : 0) > 0);
-	if (d->n == d->cap) {
-		d->cap = d->cap ? d->cap * 2 : 256;
-		d->lines = realloc(d->lines, d->cap * sizeof *d->lines);
-	}
-	d->lines[d->n++] = line;
-}
-
-static void assert_same_tree(struct ztree *a, struct ztree *b)
-{
-	struct dump x = { 0 }, y = { 0 };
-	tree_foreach(a, dump_one, &x);
-	tree_foreach(b, dump_one, &y);
-	qsort(x.lines, x.n, sizeof *x.lines, cmp_str);
-	qsort(y.lines, y.n, sizeof *y.lines, cmp_str);
-	cr_assert_eq(x.n, y.n, "%zu nodes vs %zu", x.n, y.n);
-	for (size_t i = 0; i < x.n; i++) {
-		cr_assert_str_eq(x.lines[i], y.lines[i]);
-		free(x.lines[i]);
-		free(y.lines[i]);
-	}
-	free(x.lines);
-	free(y.lines);
-}
-
 /* Recovery gives exactly the history up to k. */
 static void assert_recovers_to(const char *logdir, int64_t k)
 {
 	struct recovery_result r = recover(logdir);
 	cr_assert_eq(r.last_zxid, k, "last zxid 0x%" PRIx64 ", want 0x%" PRIx64, (uint64_t)r.last_zxid, (uint64_t)k);
 	struct ztree *ref = reference(k);
-	assert_same_tree(ref, r.tree);
+	test_assert_same_tree(ref, r.tree);
 	tree_free(ref);
 	tree_free(r.tree);
 }
@@ -302,7 +253,7 @@ static char *listing(const char *d)
 		if (e->d_name[0] != '.' && n < 256)
 			names[n++] = strdup(e->d_name);
 	closedir(dd);
-	qsort(names, (size_t)n, sizeof *names, cmp_str);
+	qsort(names, (size_t)n, sizeof *names, test_cmp_str);
 	char *out = calloc(1, 4096);
 	for (int i = 0; i < n; i++) {
 		strcat(out, names[i]);
@@ -361,7 +312,7 @@ Test(truncate, inside_a_log_then_a_new_txn_appends_and_recovers)
 	gen(want, 36, 1, &x);
 	apply(want, &x);
 	ztxn_clear(&x);
-	assert_same_tree(want, r.tree);
+	test_assert_same_tree(want, r.tree);
 	rcu_read_lock();
 	cr_assert_not_null(tree_lookup(r.tree, "/other36", 8));
 	cr_assert_null(tree_lookup(r.tree, "/n36", 4));
@@ -470,7 +421,7 @@ Test(truncate, a_zxid_between_epochs)
 		cr_assert_null(tree_lookup(r.tree, "/v200000001", 11));
 		rcu_read_unlock();
 		tree_free(r.tree);
-		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		test_dir_remove(dir);
 		mkdir(dir, 0700);
 	}
 }

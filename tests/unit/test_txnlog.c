@@ -8,7 +8,6 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,22 +21,16 @@
 #include "storage/fileio.h"
 #include "storage/txncodec.h"
 #include "storage/txnlog.h"
+#include "helpers.h"
 
 /* ---- helpers ------------------------------------------------------------- */
 
 static char dir[256];
 static char vdir[300];
 
-static int rm_one(const char *p, const struct stat *s, int f, struct FTW *w)
-{
-	(void)s; (void)f; (void)w;
-	return remove(p);
-}
-
 static void setup(void)
 {
-	snprintf(dir, sizeof dir, "/tmp/zkd-txnlog-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
+	test_dir_make(dir, sizeof dir, "txnlog");
 	snprintf(vdir, sizeof vdir, "%s/version-2", dir);
 	fio_fault_clear();
 }
@@ -45,7 +38,7 @@ static void setup(void)
 static void teardown(void)
 {
 	fio_fault_clear();
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	test_dir_remove(dir);
 }
 
 TestSuite(txncodec);

@@ -236,20 +236,12 @@ int zab_persist_snapshot(struct zab_env *env)
 	int64_t zxid = env->snap_pending;
 	if (!zxid)
 		return 0;
-	struct session_list l = { 0 };
-	struct cds_lfht_iter it;
-	struct zsession *s;
-	rcu_read_lock();
-	struct session_table *table = st->sessions;
-	cds_lfht_for_each_entry(table->ht, &it, s, hnode) {
-		TSAN_ACQUIRE(s);   /* pairs with sessions_add's release */
-		list_session(&l, s->id, atomic_load(&s->timeout_ms));
-	}
-	zkd_rcu_read_unlock();
+	struct snap_session *sessions;
+	size_t n = sessions_list(st->sessions, &sessions);
 	char err[512];
 	/* recovery starts here; the log goes on in a new file from zxid + 1 */
-	int rc = snapshot_write(st->storage.data_dir, st->tree, zxid, l.v, l.n, err, sizeof err);
-	free(l.v);
+	int rc = snapshot_write(st->storage.data_dir, st->tree, zxid, sessions, n, err, sizeof err);
+	free(sessions);
 	if (rc != 0) {
 		log_error("cannot keep the leader's snapshot at 0x%" PRIx64 ": %s", (uint64_t)zxid, err);
 		return -1;
@@ -268,21 +260,13 @@ int zab_persist_snapshot(struct zab_env *env)
 int zab_write_snapshot(struct zab_env *env, struct jute_writer *w, int64_t zxid)
 {
 	struct zk_state *st = env->st;
-	struct session_list l = { 0 };
-	struct cds_lfht_iter it;
-	struct zsession *s;
-	rcu_read_lock();
-	struct session_table *table = st->sessions;
-	cds_lfht_for_each_entry(table->ht, &it, s, hnode) {
-		TSAN_ACQUIRE(s);   /* pairs with sessions_add's release */
-		list_session(&l, s->id, atomic_load(&s->timeout_ms));
-	}
-	zkd_rcu_read_unlock();
+	struct snap_session *sessions;
+	size_t n = sessions_list(st->sessions, &sessions);
 	char err[256];
-	int rc = snapstream_write(w, st->tree, zxid, l.v, l.n, NULL, NULL, err, sizeof err);
+	int rc = snapstream_write(w, st->tree, zxid, sessions, n, NULL, NULL, err, sizeof err);
 	if (rc != 0)
 		log_warn("snapshot for a learner failed: %s", err);
-	free(l.v);
+	free(sessions);
 	return rc;
 }
 

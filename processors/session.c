@@ -9,6 +9,7 @@
  */
 #include "session.h"
 
+#include "net/grow.h"
 #include "net/tsan.h"
 
 #include <stdlib.h>
@@ -84,8 +85,35 @@ void sessions_foreach(struct session_table *t, void (*fn)(void *arg, const struc
 {
 	struct cds_lfht_iter it;
 	struct zsession *s;
-	cds_lfht_for_each_entry(t->ht, &it, s, hnode)
+	cds_lfht_for_each_entry(t->ht, &it, s, hnode) {
+		TSAN_ACQUIRE(s);   /* pairs with sessions_add's release */
 		fn(arg, s);
+	}
+}
+
+struct session_list {
+	struct snap_session *v;
+	size_t n, cap;
+};
+
+static void list_one(void *arg, const struct zsession *s)
+{
+	struct session_list *l = arg;
+	struct snap_session *v = grow_for(l->v, l->n, &l->cap, sizeof *v, 64);
+	if (!v)
+		return;
+	l->v = v;
+	l->v[l->n++] = (struct snap_session){ s->id, atomic_load(&s->timeout_ms) };
+}
+
+size_t sessions_list(struct session_table *t, struct snap_session **out)
+{
+	struct session_list l = { 0 };
+	rcu_read_lock();
+	sessions_foreach(t, list_one, &l);
+	zkd_rcu_read_unlock();
+	*out = l.v;
+	return l.n;
 }
 
 struct zsession *sessions_find(struct session_table *t, int64_t id)

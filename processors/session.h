@@ -22,6 +22,7 @@
 #include <urcu/rculfhash.h>
 
 #include "net/net.h"
+#include "storage/snapshot.h"
 
 struct zsession {
 	struct cds_lfht_node hnode;
@@ -50,6 +51,9 @@ struct session_table *sessions_new(int64_t myid);
 void sessions_free(struct session_table *t);
 /* Reader: inside rcu_read_lock. */
 struct zsession *sessions_find(struct session_table *t, int64_t id);
+/* Any thread: every session's (id, timeout), as a snapshot records them,
+ * in a fresh array (free it); returns how many. */
+size_t sessions_list(struct session_table *t, struct snap_session **out);
 /* Reader: inside rcu_read_lock; fn sees every session in no order. */
 void sessions_foreach(struct session_table *t, void (*fn)(void *arg, const struct zsession *s), void *arg);
 /* Final only. */

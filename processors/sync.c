@@ -120,42 +120,19 @@ static void sync_batch_done(struct stage *s)
 
 /* ---- zkd-snap ------------------------------------------------------------------ */
 
-struct session_list {
-	struct snap_session *v;
-	size_t n, cap;
-};
-
-static void collect_sessions(struct session_table *t, struct session_list *l)
-{
-	struct cds_lfht_iter it;
-	struct zsession *s;
-	rcu_read_lock();
-	cds_lfht_for_each_entry(t->ht, &it, s, hnode) {
-		TSAN_ACQUIRE(s);   /* pairs with sessions_add's release */
-		struct snap_session *v = grow_for(l->v, l->n, &l->cap, sizeof *v, 64);
-		if (!v)
-			break;
-		l->v = v;
-		l->v[l->n].id = s->id;
-		l->v[l->n].timeout = atomic_load(&s->timeout_ms);
-		l->n++;
-	}
-	zkd_rcu_read_unlock();
-}
-
 static void take_snapshot(struct syncer *y)
 {
 	struct zk_state *st = y->st;
 	/* what Final has applied now; changes during the walk are replayed
 	 * from the log on recovery (a fuzzy snapshot, as ZooKeeper's) */
 	int64_t zxid = atomic_load_explicit(&st->last_applied, memory_order_acquire);
-	struct session_list l = { 0 };
-	collect_sessions(st->sessions, &l);
+	struct snap_session *sessions;
+	size_t n = sessions_list(st->sessions, &sessions);
 	char err[512];
 	/* snapshot_write logs what it wrote */
-	if (snapshot_write(st->storage.data_dir, st->tree, zxid, l.v, l.n, err, sizeof err) != 0)
+	if (snapshot_write(st->storage.data_dir, st->tree, zxid, sessions, n, err, sizeof err) != 0)
 		log_warn("snapshot at zxid 0x%" PRIx64 " failed: %s", (uint64_t)zxid, err);
-	free(l.v);
+	free(sessions);
 	int64_t interval = (int64_t)st->storage.purge_interval_h * 3600 * 1000;
 	if (interval > 0 && mono_ms() - y->last_purge_ms >= interval) {
 		y->last_purge_ms = mono_ms();

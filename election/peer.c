@@ -141,7 +141,7 @@ static int reload(struct zab_env *env)
 	struct new_sessions ns = { sessions_new(st->limits.myid) };
 	if (!ns.table)
 		return -1;
-	struct recovery_cb cb = { add_session, drop_session, &ns };
+	struct recovery_cb cb = { add_session, drop_session, &ns, NULL };
 	struct recovery_result res;
 	if (recovery_run(st->storage.data_dir, st->storage.data_log_dir, false, &cb, &res, err, sizeof err) != 0) {
 		log_error("cannot reload the data in %s: %s", st->storage.data_dir, err);

@@ -295,7 +295,7 @@ static void final_handle(struct stage *s, struct zreq *r)
 	watch_locks_release(&held);
 	if (r->txn.zxid) {
 		atomic_store_explicit(&f->st->last_applied, r->txn.zxid, memory_order_release);
-		recent_note_digest(r->txn.zxid, atomic_load(&atomic_load(&f->st->tree)->digest));
+		processors_note_digest(r->txn.zxid, atomic_load(&atomic_load(&f->st->tree)->digest));
 	}
 	if (r->qdata && r->txn.zxid)
 		recent_add(r->txn.zxid, r->qdata, r->qlen);
@@ -349,7 +349,7 @@ void final_apply_logged(struct zk_state *st, struct zreq *r)
 	zkd_rcu_read_unlock();
 	free(multi);
 	atomic_store_explicit(&st->last_applied, r->txn.zxid, memory_order_release);
-	recent_note_digest(r->txn.zxid, atomic_load(&atomic_load(&st->tree)->digest));
+	processors_note_digest(r->txn.zxid, atomic_load(&atomic_load(&st->tree)->digest));
 	if (r->qdata)
 		recent_add(r->txn.zxid, r->qdata, r->qlen);
 }

@@ -268,6 +268,9 @@ struct zk_zxid_digest {
 };
 /* Any thread: copies up to cap entries to out; returns how many. */
 size_t processors_digest_log(struct zk_zxid_digest *out, size_t cap);
+/* Final, or recovery before it runs: zxid was applied and the tree's
+ * digest is now `digest`; kept when zxid is a multiple of 128. */
+void processors_note_digest(int64_t zxid, uint64_t digest);
 
 /* Watches set now (data + child managers), for mntr and wchs. */
 long processors_watch_count(void);

@@ -88,7 +88,8 @@ int processors_recent_each(int64_t upto, void (*fn)(void *arg, int64_t zxid, con
  * ZooKeeper's DataTree.digestLog: the tree digest after every txn whose
  * zxid is a multiple of 128, the last 1024 of them, which the `hash`
  * command prints so that operators can compare servers at the same zxids.
- * Final appends; hash readers copy under the lock. */
+ * Final appends (and recovery, replaying the log at start, before Final
+ * runs); hash readers copy under the lock. */
 
 #define DIGEST_LOG_INTERVAL 128
 #define DIGEST_LOG_MAX 1024
@@ -99,7 +100,7 @@ static struct {
 	int head, n;
 } digests = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
-void recent_note_digest(int64_t zxid, uint64_t digest)
+void processors_note_digest(int64_t zxid, uint64_t digest)
 {
 	if (zxid % DIGEST_LOG_INTERVAL != 0)
 		return;

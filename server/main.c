@@ -305,11 +305,18 @@ static void session_closed(void *arg, int64_t id)
 
 /* Newest valid snapshot + the logs after it: the tree, the sessions and
  * the last zxid, or a refusal naming the file and offset. */
+/* ZooKeeper refills its digest log (the `hash` command) while replaying */
+static void txn_replayed(void *arg, int64_t zxid, uint64_t digest)
+{
+	(void)arg;
+	processors_note_digest(zxid, digest);
+}
+
 static int recover(struct zk_state *st)
 {
 	char err[1024];
 	restored.table = st->sessions;
-	struct recovery_cb cb = { session_restored, session_closed, NULL };
+	struct recovery_cb cb = { session_restored, session_closed, NULL, txn_replayed };
 	struct recovery_result res;
 	int64_t t0 = mono_ms();
 	if (recovery_run(st->storage.data_dir, st->storage.data_log_dir, false, &cb, &res, err, sizeof err) != 0) {

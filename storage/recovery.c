@@ -298,7 +298,11 @@ static int apply_cb(void *arg, struct ztxn *t, char *err, size_t errlen)
 {
 	(void)err;
 	(void)errlen;
-	return recovery_apply_txn(arg, t);
+	struct recovery_apply *a = arg;
+	int rc = recovery_apply_txn(a, t);
+	if (rc == 0 && a->cb.applied)
+		a->cb.applied(a->cb.arg, t->zxid, atomic_load(&a->tree->digest));
+	return rc;
 }
 
 /* An interrupted snapshot_write leaves tmp.snapshot.*: never valid, remove. */

@@ -24,6 +24,9 @@ struct recovery_cb {
 	void (*session_open)(void *arg, int64_t id, int32_t timeout);   /* may be NULL */
 	void (*session_close)(void *arg, int64_t id);                   /* may be NULL */
 	void *arg;
+	/* after each txn replayed from the log, with the tree's digest then
+	 * (ZooKeeper's digest log is refilled this way); may be NULL */
+	void (*applied)(void *arg, int64_t zxid, uint64_t digest);
 };
 
 struct recovery_result {

@@ -161,7 +161,7 @@ static void print_tree_and_sessions(struct ztree *t, struct sessions *ss)
 static int cmd_dump(const char *data_dir, const char *log_dir)
 {
 	struct sessions ss = { .n = 0 };
-	struct recovery_cb cb = { s_open, s_close, &ss };
+	struct recovery_cb cb = { s_open, s_close, &ss, NULL };
 	struct recovery_result r;
 	char err[1024];
 	if (recovery_run(data_dir, log_dir, false, &cb, &r, err, sizeof err) != 0)

@@ -248,3 +248,23 @@ def test_zktop_reads_zkd_like_zookeeper(pair):
     assert common(zkd) == common(zk), common(zk) ^ common(zkd)
     assert int(zkd.node_count) == int(zk.node_count)
     assert len(zkd.sessions) >= 1 and all(s.host == "127.0.0.1" for s in zkd.sessions)
+
+
+def test_hash_is_refilled_from_the_log_after_a_restart():
+    """ZooKeeper rebuilds its digest log while replaying the txn log."""
+    srv = ZkdServer(prefix="zkd-fourlw-hash-").start()
+    try:
+        k = KazooClient(hosts=srv.addr, timeout=30)
+        k.start(timeout=20)
+        k.create("/h", b"")
+        for i in range(2 * 128 + 10):
+            k.set("/h", b"%d" % i)
+        k.stop()
+        k.close()
+        before = ask(srv.addr, "hash")
+        assert len(before.splitlines()) >= 2, before
+        assert srv.stop() == 0
+        srv.start()
+        assert ask(srv.addr, "hash") == before
+    finally:
+        srv.cleanup()

@@ -294,7 +294,7 @@ static void on_close(void *arg, int64_t id)
 
 static struct recovery_result recover(struct sess_log *sl)
 {
-	struct recovery_cb cb = { on_open, on_close, sl };
+	struct recovery_cb cb = { on_open, on_close, sl, NULL };
 	struct recovery_result r;
 	char err[512];
 	cr_assert_eq(recovery_run(dir, NULL, false, &cb, &r, err, sizeof err), 0, "%s", err);

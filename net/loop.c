@@ -1550,24 +1550,6 @@ struct jute_writer *net_conn_out(struct net_conn *c)
 	return &c->out;
 }
 
-size_t net_frame_begin(struct jute_writer *w)
-{
-	size_t mark = w->len;
-	jute_write_int(w, 0);
-	return mark;
-}
-
-void net_frame_end(struct jute_writer *w, size_t mark)
-{
-	size_t n = w->len - mark - 4;
-	if (w->len < mark + 4 || n > INT32_MAX) {
-		if (w->err == JUTE_OK)
-			w->err = JUTE_BADLEN;
-		return;
-	}
-	jute_patch_int(w, mark, (int32_t)n);
-}
-
 void net_conn_pause(struct net_conn *c, bool paused)
 {
 	assert(self == c->io);

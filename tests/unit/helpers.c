@@ -14,6 +14,13 @@
 #include "storage/digest.h"
 #include "storage/tree.h"
 
+int64_t test_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* ---- scratch directories ------------------------------------------------- */
 
 void test_dir_make(char *dir, size_t cap, const char *name)

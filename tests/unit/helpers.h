@@ -5,7 +5,10 @@
 #ifndef ZKD_TESTS_UNIT_HELPERS_H
 #define ZKD_TESTS_UNIT_HELPERS_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <time.h>
 
 struct ztree;
 
@@ -13,6 +16,19 @@ struct ztree;
 void test_dir_make(char *dir, size_t cap, const char *name);
 /* Removes dir and everything below it. */
 void test_dir_remove(const char *dir);
+
+/* The monotonic clock in ms. */
+int64_t test_now_ms(void);
+
+/* Polls `cond` every millisecond until it holds or WAIT_MS (the suite's
+ * bound) passed; evaluates to whether it held. */
+#define WAIT_FOR(cond)                                                          \
+	({                                                                      \
+		int64_t deadline_ = test_now_ms() + WAIT_MS;                    \
+		while (!(cond) && test_now_ms() < deadline_)                    \
+			nanosleep(&(struct timespec){ 0, 1000000 }, NULL);      \
+		(bool)(cond);                                                   \
+	})
 
 /* qsort's comparison for an array of C strings. */
 int test_cmp_str(const void *a, const void *b);

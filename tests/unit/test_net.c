@@ -31,6 +31,7 @@
 
 #include "net/jute.h"
 #include "net/net.h"
+#include "helpers.h"
 
 #define WAIT_MS 10000
 
@@ -181,22 +182,6 @@ static void start_server(int n_threads, int max_per_ip)
 static void teardown(void) { net_stop(); }
 
 /* ---- client helpers --------------------------------------------------------- */
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Polls `cond` until it holds or WAIT_MS passed; evaluates to whether it held. */
-#define WAIT_FOR(cond)                                                          \
-	({                                                                      \
-		int64_t deadline_ = now_ms() + WAIT_MS;                         \
-		while (!(cond) && now_ms() < deadline_)                         \
-			nanosleep(&(struct timespec){ 0, 1000000 }, NULL);      \
-		(bool)(cond);                                                   \
-	})
 
 static int cli_connect(void)
 {

@@ -40,6 +40,7 @@
 #include "net/jute.h"
 #include "net/net.h"
 #include "net/tls.h"
+#include "helpers.h"
 
 #define WAIT_MS 10000
 
@@ -355,21 +356,6 @@ static void teardown(void)
 
 /* ---- the client -------------------------------------------------------------------- */
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-#define WAIT_FOR(cond)                                                          \
-	({                                                                      \
-		int64_t deadline_ = now_ms() + WAIT_MS;                         \
-		while (!(cond) && now_ms() < deadline_)                         \
-			nanosleep(&(struct timespec){ 0, 1000000 }, NULL);      \
-		(bool)(cond);                                                   \
-	})
-
 static int tcp_connect(int p)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -655,15 +641,15 @@ Test(tls, a_stalled_handshake_is_closed_at_the_bound_and_blocks_nobody)
 	int partial = tcp_connect(tls_port);
 	uint8_t hello_start[] = { 0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00 };
 	cr_assert_eq(send(partial, hello_start, sizeof hello_start, 0), (ssize_t)sizeof hello_start);
-	int64_t t0 = now_ms();
+	int64_t t0 = test_now_ms();
 	/* meanwhile others are served at once */
 	struct cli ok;
 	cr_assert(tls_connect(&ok, 0, NULL, NULL));
 	expect_echo(&ok, "not blocked");
-	cr_assert_lt(now_ms() - t0, 400);
+	cr_assert_lt(test_now_ms() - t0, 400);
 	cr_assert(raw_closed(silent));
 	cr_assert(raw_closed(partial));
-	int64_t took = now_ms() - t0;
+	int64_t took = test_now_ms() - t0;
 	cr_assert(took >= 400 && took < 3000, "closed after %lld ms", (long long)took);
 	/* an established connection is not subject to the bound */
 	nanosleep(&(struct timespec){ 0, 700 * 1000000 }, NULL);

@@ -1173,6 +1173,17 @@ static void flush_conn(struct net_conn *c)
 {
 	if (c->state < ST_DEAD && c->out.err != JUTE_OK)
 		conn_fail(c, "encoding output", ENOMEM);
+	/* Measured before writing: parsing stops as soon as replies pass
+	 * OUT_HIGH (conn_reading), possibly with frames left in the stash. If
+	 * the write below then drained everything, nothing would mark the
+	 * connection full, nothing would resume the stash, and a client
+	 * waiting for those replies would wait forever. */
+	size_t unsent = c->out.len - c->out_off;
+	if (!c->out_full && unsent >= OUT_HIGH) {
+		c->out_full = true;
+		log_debug("%s: %zu reply bytes unread by the client; not reading its requests until it catches up",
+			  c->peer, unsent);
+	}
 	if (c->state == ST_OPEN || c->state == ST_CLOSING) {
 		if (!c->out_blocked)
 			write_out(c);
@@ -1181,12 +1192,8 @@ static void flush_conn(struct net_conn *c)
 		finalize(c);
 		return;
 	}
-	size_t unsent = c->out.len - c->out_off;
-	if (!c->out_full && unsent >= OUT_HIGH) {
-		c->out_full = true;
-		log_debug("%s: %zu reply bytes unread by the client; not reading its requests until it catches up",
-			  c->peer, unsent);
-	} else if (c->out_full && unsent < OUT_HIGH / 2) {
+	unsent = c->out.len - c->out_off;
+	if (c->out_full && unsent < OUT_HIGH / 2) {
 		c->out_full = false;
 		if (c->in_len > 0 || (c->sock.type->has_pending && c->sock.type->has_pending(&c->sock)))
 			want_ready(c);   /* frames already read wait to be parsed */

@@ -10,7 +10,9 @@ Each test runs a zkd of its own (standalone.py) with the limit it checks:
   unread replies            a client that pipelines reads of a large node and
                             never reads the replies is no longer read from once
                             4 MB of replies wait for it: the server's memory
-                            stays flat while another session carries on
+                            stays flat while another session carries on;
+                            reads held back by that limit are answered once
+                            the replies before them are read
   globalOutstandingLimit    a client flooding writes never has more than the
                             limit (plus the one request that crossed it) inside
                             the pipeline
@@ -116,6 +118,30 @@ def test_a_client_that_never_reads_replies_does_not_grow_server_memory():
                                 "(%d of %d request bytes accepted)" % (grown_mb, sent, len(burst)))
         greedy.abort(rst=True)
         assert z.four_letter(srv.addr, "ruok") == "imok"
+
+
+def test_regression_frames_held_at_the_output_limit_are_answered_once_it_drains():
+    # Twelve reads of a 900 KB node arrive in one segment. Parsing stops once
+    # the first replies pass 4 MB, and the rest wait in the connection's
+    # input buffer. The client reads everything, so the output drains in one
+    # write; zkd used to miss that and leave the held frames unanswered.
+    node_size = 900 * 1024
+    count = 12
+    with ZkdServer({"jute.maxbuffer": str(2 << 20)}, prefix="zkd-limits-") as srv:
+        with z.ZKRaw(srv.addr) as c:
+            assert c.call(z.create("/big", b"x" * node_size)).err == z.OK
+            xids = [c.send(z.get_data("/big"), flush=False) for _ in range(count)]
+            c.flush()
+            deadline = time.monotonic() + 8     # within the 10 s session timeout
+            got = []
+            try:
+                while len(got) < count:
+                    got.append(c.read_reply(deadline))
+            except (z.Timeout, z.ConnectionClosed):
+                pass
+            assert [r.xid for r in got] == xids, (
+                "%d of %d pipelined reads answered" % (len(got), count))
+            assert all(r.err == z.OK and len(r.value[0]) == node_size for r in got)
 
 
 def mntr_value(addr, key):

@@ -218,7 +218,8 @@ static struct zreq *new_zreq(struct client *cl, int32_t xid, int32_t type, const
 
 /* ZooKeeper stops reading from clients while more than
  * globalOutstandingLimit requests are in flight; so do we, per connection
- * that adds to the backlog, until on_idle sees it drained. */
+ * that adds to the backlog, until on_idle sees it drained or the
+ * connection's own last request comes back (release_if_idle). */
 static void throttle_if_needed(struct client *cl, long outstanding)
 {
 	int limit = cl->st->limits.global_outstanding_limit;
@@ -257,6 +258,21 @@ static void unthrottle_one(struct client *cl)
 	if (*pp)
 		*pp = cl->throttle_next;
 	cl->throttled = false;
+}
+
+/* As ZooKeeper's shouldThrottle, which holds only a connection with
+ * requests of its own in flight: its last reply resumes it even while the
+ * backlog is over the limit. Waiting for the backlog alone could wait
+ * forever: on_idle runs on this connection's I/O thread, and once this
+ * connection's replies are out nothing may wake that thread again while
+ * other threads' clients drain the pipeline. */
+static void release_if_idle(struct client *cl)
+{
+	if (!cl->throttled || cl->in_flight > 0)
+		return;
+	unthrottle_one(cl);
+	if (cl->n_parked < PARK_PAUSE_LIMIT)
+		net_conn_pause(cl->conn, false);
 }
 
 static void submit(struct client *cl, struct zreq *r)
@@ -1307,6 +1323,7 @@ static void on_msg(void *ctx, struct net_conn *c, struct net_msg *m)
 		notify_release(&hold, on_event_delivered);
 		cl->in_flight--;
 		count_reply(cl, r->type, r->recv_ns, r->txn.zxid ? r->txn.zxid : last_applied(cl), r->xid);
+		release_if_idle(cl);
 	}
 	if (r->type == ZOP_CREATESESSION && cl->state == CL_CONNECTING) {
 		cl->state = CL_READY;

@@ -15,7 +15,8 @@ Each test runs a zkd of its own (standalone.py) with the limit it checks:
                             the replies before them are read
   globalOutstandingLimit    a client flooding writes never has more than the
                             limit (plus the one request that crossed it) inside
-                            the pipeline
+                            the pipeline, and every throttled client is read
+                            again once its own requests are answered
   hostile frames            the reason a connection was dropped is in the log
 """
 import re
@@ -184,6 +185,42 @@ def test_global_outstanding_limit_bounds_requests_in_the_pipeline():
             flood.close()
         # the request that crossed the limit is inside before the connection pauses
         assert 0 < peak[0] <= limit + 1, "peak outstanding %d with globalOutstandingLimit=%d" % (peak[0], limit)
+
+
+def test_regression_every_throttled_client_is_resumed_when_the_backlog_is_others():
+    # Four clients flood writes at once with globalOutstandingLimit=20, so a
+    # client's last reply often leaves while the others keep the backlog over
+    # the limit. zkd used to resume a throttled client only from its own I/O
+    # thread's idle pass with the backlog under the limit; with its replies
+    # all out, that thread could sleep for good and the client never be read
+    # again (three of four stopped after about ten replies).
+    limit, clients, n = 20, 4, 3000
+    with ZkdServer({"globalOutstandingLimit": str(limit)}, prefix="zkd-limits-") as srv:
+        with z.ZKRaw(srv.addr) as setup:
+            for k in range(clients):
+                assert setup.call(z.create("/w%d" % k, b"")).err == z.OK
+        answered = [0] * clients
+        failure = [None] * clients
+
+        def flood(k):
+            try:
+                with z.ZKRaw(srv.addr, timeout_ms=30000) as c:
+                    c.send_raw(b"".join(
+                        z.request_frame(i + 1, z.SET_DATA, z.string("/w%d" % k) + z.buf(b"v") + z.i32(-1))
+                        for i in range(n)), flush=False)
+                    deadline = time.monotonic() + 25
+                    while answered[k] < n:
+                        rep = c.read_reply(deadline)     # also sends what is left
+                        assert rep.err == z.OK, rep
+                        answered[k] += 1
+            except Exception as e:                      # reported below, by client
+                failure[k] = e
+        threads = [threading.Thread(target=flood, args=(k,)) for k in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(40)
+        assert answered == [n] * clients, "replies per client %s of %d (%s)" % (answered, n, failure)
 
 
 @pytest.mark.parametrize("what,payload,reason", [

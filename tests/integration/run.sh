@@ -329,7 +329,7 @@ shell_suite() {
 }
 
 # 5. Apache Curator recipes (Java); SKIPPED without a JDK or libcurator-recipes-java.
-shell_suite curator 100 test_curator.sh
+ZKD_SERVER_LOG="$LOG" shell_suite curator 100 test_curator.sh
 
 # zkd-only: these start their own zkd (needs $ZKD) with settings of their own
 if [[ -n "${ZKD_PID:-}" ]]; then

@@ -11,7 +11,8 @@
 # killed after CURATOR_TIMEOUT seconds (default 80).
 #
 # Optional: JAVA_LIB_DIR (default /usr/share/java), JAVA_HOME,
-# CURATOR_TIMEOUT, CURATOR_BUDGET_MS (the Java program's own budget for all
+# ZKD_SERVER_LOG (the server's log: on a failure naming a session, its lines
+# are printed), CURATOR_TIMEOUT, CURATOR_BUDGET_MS (the Java program's own budget for all
 # checks; default: what compiling left of CURATOR_TIMEOUT, less 15 s for the
 # last check's cleanup), CURATOR_LOG_LEVEL (slf4j-simple level of the client
 # library log, default warn), KEEP_TMP=1.
@@ -83,8 +84,8 @@ CURATOR_BUDGET_MS="$budget_ms" ZK_ADDR="$ZK_ADDR" timeout -k 5 "$left" \
     -Dorg.slf4j.simpleLogger.logFile="$LOGFILE" \
     -Dorg.slf4j.simpleLogger.showDateTime=true \
     -Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS \
-    -cp "$TMP/classes:$cp${logcp:+:$logcp}" CuratorRecipes "$ZK_ADDR" "$@"
-rc=$?
+    -cp "$TMP/classes:$cp${logcp:+:$logcp}" CuratorRecipes "$ZK_ADDR" "$@" | tee "$TMP/checks.out"
+rc=${PIPESTATUS[0]}
 if ((rc == 124 || rc == 137)); then
   echo "FAIL curator: killed after ${left}s"
   echo "curator: 0 passed, 1 failed"
@@ -92,5 +93,13 @@ fi
 if ((rc != 0)) && [[ -s "$LOGFILE" ]]; then
   echo "[curator] client library log (tail of $LOGFILE):"
   tail -n 40 "$LOGFILE" | sed 's/^/    /'
+fi
+# A failed check may name a session ("its session 0x..."): the server's own
+# lines about it, when run.sh says where the server logs (ZKD_SERVER_LOG).
+if ((rc != 0)) && [[ -n "${ZKD_SERVER_LOG:-}" && -s "$ZKD_SERVER_LOG" ]]; then
+  for sid in $(grep -o 'its session 0x[0-9a-f]*' "$TMP/checks.out" 2>/dev/null | awk '{print $3}' | sort -u); do
+    echo "[curator] server log lines for session $sid:"
+    grep -F "session $sid" "$ZKD_SERVER_LOG" | tail -n 40 | sed 's/^/    /'
+  done
 fi
 exit $((rc == 0 ? 0 : 1))

@@ -767,6 +767,15 @@ public final class CuratorRecipes {
      *  order, with the right data; then bursts of pipelined creates and
      *  deletes are seen exactly once per child. */
     @SuppressWarnings("deprecation")   // PathChildrenCache: deprecated, still widely used
+    /** The session id as the server's log writes it, to find its lines there. */
+    static String sessionOf(CuratorFramework cf) {
+        try {
+            return "0x" + Long.toHexString(cf.getZookeeperClient().getZooKeeper().getSessionId());
+        } catch (Exception e) {
+            return "(unknown: " + e + ")";
+        }
+    }
+
     static void pathChildrenCache(Ctx c) throws Exception {
         final String parent = c.base + "/pcc";
         CuratorFramework w = c.client();
@@ -774,7 +783,8 @@ public final class CuratorRecipes {
         w.create().forPath(parent + "/a", bytes("a0"));
         w.create().forPath(parent + "/b", bytes("b0"));
         List<String> events = new CopyOnWriteArrayList<>();
-        PathChildrenCache cache = c.onClose(new PathChildrenCache(c.client(), parent, true));
+        CuratorFramework reader = c.client();
+        PathChildrenCache cache = c.onClose(new PathChildrenCache(reader, parent, true));
         cache.getListenable().addListener((client, e) -> {
             switch (e.getType()) {
                 case CHILD_ADDED: case CHILD_UPDATED: case CHILD_REMOVED:
@@ -788,7 +798,9 @@ public final class CuratorRecipes {
             }
         });
         cache.start(PathChildrenCache.StartMode.POST_INITIALIZED_EVENT);
-        c.waitFor("INITIALIZED", () -> events.contains("INITIALIZED"));
+        c.waitFor("INITIALIZED", () -> events.contains("INITIALIZED"),
+                () -> "events so far " + events + ", cache holds " + cache.getCurrentData()
+                        + ", its session " + sessionOf(reader));
         c.check(events.size() == 3 && events.get(2).equals("INITIALIZED")
                 && new HashSet<>(events.subList(0, 2)).equals(new HashSet<>(Arrays.asList("CHILD_ADDED a=a0", "CHILD_ADDED b=b0"))),
                 "initial events %s", events);

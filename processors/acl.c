@@ -228,11 +228,17 @@ static bool valid_id(const struct rec_acl *a)
 	if (buf_is(a->scheme, "world"))
 		return buf_is(a->id, "anyone");
 	if (buf_is(a->scheme, "digest")) {
-		/* DigestAuthenticationProvider.isValid: exactly one ':' split into two parts */
+		/* DigestAuthenticationProvider.isValid: id.split(":") has two
+		 * parts. Java's split drops trailing empty parts and keeps a
+		 * leading one, so ":h" and "u:h::" pass, "u:" and "u:h:x" fail:
+		 * one ':' once the trailing ones are stripped. */
+		int32_t len = a->id.len;
+		while (len > 0 && a->id.data[len - 1] == ':')
+			len--;
 		int colons = 0;
-		for (int32_t i = 0; i < a->id.len; i++)
+		for (int32_t i = 0; i < len; i++)
 			colons += a->id.data[i] == ':';
-		return colons == 1 && a->id.data[0] != ':' && a->id.data[a->id.len - 1] != ':';
+		return colons == 1;
 	}
 	if (buf_is(a->scheme, "ip")) {
 		char pat[64];
@@ -312,9 +318,11 @@ invalid:
 
 bool acl_digest_id(const char *cred, size_t len, char *out, size_t cap)
 {
+	/* DigestAuthenticationProvider.generateDigest: the user is the text
+	 * before the first ':', or all of it */
 	const char *colon = memchr(cred, ':', len);
 	if (!colon)
-		return false;
+		colon = cred + len;
 	unsigned char sha[SHA_DIGEST_LENGTH];
 	SHA1((const unsigned char *)cred, len, sha);
 	char b64[64];

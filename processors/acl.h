@@ -23,7 +23,8 @@ bool acl_allows(const uint8_t *acl, size_t acl_len, int perm, const struct auth_
  * caller's digest identities, checks every entry. Writes the resulting
  * vector into *out (malloc'd). Returns ZOK or ZINVALIDACL. */
 int acl_fixup(const struct rec_acl_vec *in, const struct auth_ids *ids, uint8_t **out, size_t *out_len);
-/* "digest" identity for "user:password": user:base64(sha1(user:password)). */
+/* "digest" identity for "user:password": user:base64(sha1(user:password));
+ * text without a ':' is all user. False if it does not fit in cap. */
 bool acl_digest_id(const char *cred, size_t len, char *out, size_t cap);
 
 #endif

@@ -967,38 +967,73 @@ static int watch_op(struct client *cl, int32_t type, struct jute_reader *r, stru
 	return hit ? ZOK : ZNOWATCHER;
 }
 
-/* addauth: digest identities are remembered; unknown schemes fail the
- * connection as ZooKeeper's AuthFailed does. */
+/* Adds an identity unless the connection has it already (ZooKeeper's
+ * addAuthInfo keeps a set). False only when the fixed table is full. */
+static bool add_identity(struct client *cl, const char *scheme, const char *id)
+{
+	for (int i = 0; i < cl->ids.n; i++)
+		if (strcmp(cl->ids.v[i].scheme, scheme) == 0 && strcmp(cl->ids.v[i].id, id) == 0)
+			return true;
+	if (cl->ids.n >= (int)(sizeof cl->ids.v / sizeof cl->ids.v[0]))
+		return false;
+	snprintf(cl->ids.v[cl->ids.n].scheme, sizeof cl->ids.v[0].scheme, "%s", scheme);
+	snprintf(cl->ids.v[cl->ids.n].id, sizeof cl->ids.v[0].id, "%s", id);
+	cl->ids.n++;
+	return true;
+}
+
+static bool has_scheme(const struct client *cl, const char *scheme)
+{
+	for (int i = 0; i < cl->ids.n; i++)
+		if (strcmp(cl->ids.v[i].scheme, scheme) == 0)
+			return true;
+	return false;
+}
+
+static bool scheme_is(struct jute_buf scheme, const char *name)
+{
+	return scheme.len == (int32_t)strlen(name) && memcmp(scheme.data, name, (size_t)scheme.len) == 0;
+}
+
+/* addauth, as ZooKeeper's providers answer it:
+ *   digest  any text: the user is what precedes the first ':' (all of it
+ *           without one), the password hash covers the whole text;
+ *   ip      the connection's own address, whatever the text;
+ *   x509    succeeds only on a connection whose client certificate was
+ *           verified (it already holds that x509 identity);
+ * anything else is AuthFailed, which closes the connection. */
 static int handle_auth(struct client *cl, struct jute_reader *r)
 {
 	struct rec_auth_packet a;
 	if (rec_read_auth_packet(r, &a) != 0)
 		return -1;
+	const char *why = "unknown scheme";
 	bool ok = false;
-	if (a.scheme.len == 6 && memcmp(a.scheme.data, "digest", 6) == 0 && a.auth.len > 0 &&
-	    cl->ids.n < (int)(sizeof cl->ids.v / sizeof cl->ids.v[0])) {
-		struct auth_id *id = &cl->ids.v[cl->ids.n];
-		if (acl_digest_id((const char *)a.auth.data, (size_t)a.auth.len, id->id, sizeof id->id)) {
-			strcpy(id->scheme, "digest");
-			cl->ids.n++;
-			ok = true;
+	if (scheme_is(a.scheme, "digest") && a.auth.len >= 0) {
+		char id[sizeof cl->ids.v[0].id];
+		why = "identity too long";
+		const char *text = a.auth.len > 0 ? (const char *)a.auth.data : "";
+		if (acl_digest_id(text, (size_t)a.auth.len, id, sizeof id)) {
 			/* DigestAuthenticationProvider: the superDigest holder is also "super" */
 			const char *super = cl->st->limits.super_digest;
-			if (super[0] && strcmp(super, id->id) == 0 &&
-			    cl->ids.n < (int)(sizeof cl->ids.v / sizeof cl->ids.v[0])) {
-				strcpy(cl->ids.v[cl->ids.n].scheme, "super");
-				cl->ids.v[cl->ids.n].id[0] = '\0';
-				cl->ids.n++;
-			}
+			ok = (!super[0] || strcmp(super, id) != 0 || add_identity(cl, "super", "")) &&
+			     add_identity(cl, "digest", id);
+			why = "too many identities on one connection";
 		}
+	} else if (scheme_is(a.scheme, "ip")) {
+		ok = add_identity(cl, "ip", cl->ids.v[0].id);     /* v[0] is the peer's ip (on_open) */
+		why = "too many identities on one connection";
+	} else if (scheme_is(a.scheme, "x509")) {
+		ok = has_scheme(cl, "x509");
+		why = "no verified client certificate";
 	}
 	if (!ok)
 		metric_inc(auth_failed);
 	send_header_only(cl, ZXID_AUTH, 0, ok ? ZOK : ZAUTHFAILED);
 	if (!ok) {
-		log_warn("session 0x%" PRIx64 ": authentication failed for scheme '%.*s'",
+		log_warn("session 0x%" PRIx64 ": authentication failed for scheme '%.*s' (%s)",
 			 (uint64_t)cl->session_id, a.scheme.len > 0 ? (int)a.scheme.len : 0,
-			 a.scheme.len > 0 ? (const char *)a.scheme.data : "");
+			 a.scheme.len > 0 ? (const char *)a.scheme.data : "", why);
 		cl->state = CL_CLOSING;
 		net_conn_close(cl->conn, "authentication failed");
 	}

@@ -302,6 +302,7 @@ PYEOF
 }
 pytest_suite ordering test_ordering.py
 pytest_suite hostile test_hostile.py
+pytest_suite auth test_auth.py        # addauth schemes and digest ACL ids, as ZooKeeper 3.8 answers them
 pytest_suite kazoo-recipes test_kazoo_recipes.py
 
 # shell_suite LABEL SECONDS SCRIPT: a script that prints "LABEL: N passed,

@@ -330,6 +330,29 @@ def test_kazoo_with_a_client_certificate_is_x509_and_x509_acls_hold(env):
     srv.wait_log(r"authenticated as x509:" + re.escape(CLIENT_DN))
 
 
+def test_addauth_x509_succeeds_only_with_a_verified_client_certificate(env):
+    """X509AuthenticationProvider.handleAuthentication: OK when the
+    connection's certificate chain verified (the identity is the one the
+    handshake gave), AuthFailed without a certificate."""
+    pki, srv = env["pki"], env["want"]
+    from kazoo.exceptions import AuthFailedError
+    zk = kazoo(srv.tls_port, pki)
+    try:
+        zk.add_auth("x509", "ignored")
+        assert zk.exists("/") is not None
+    finally:
+        zk.stop()
+        zk.close()
+    anon = kazoo(srv.tls_port, pki, cert=False)
+    try:
+        with pytest.raises(AuthFailedError):
+            anon.add_auth("x509", "ignored")
+    finally:
+        anon.stop()
+        anon.close()
+    srv.wait_log(r"authentication failed for scheme 'x509' \(no verified client certificate\)")
+
+
 def test_kazoo_over_tls13_and_over_tls12_with_java_suite_names(env):
     """"want" serves both versions (kazoo gets TLSv1.3); "need" is set to
     ssl.enabledProtocols=TLSv1.2 and two suites by their Java names."""

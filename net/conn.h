@@ -3,8 +3,8 @@
  * Internal to net/; nothing outside net/ includes this file.
  *
  * The event loop (loop.c) owns readiness, buffering, framing and lifetime;
- * a connection type owns only the transport: plain TCP (conn_plain.c) or
- * TLS (conn_tls.c). The
+ * a connection type owns only the transport: plain TCP (conn_plain.c),
+ * TLS (conn_tls.c), or either on a unified port (conn_sniff.c). The
  * loop never calls read(2)/write(2)/close(2) on a client socket itself; it
  * calls the type's functions through this small vtable, so a TLS type can be
  * added without touching the loop's logic.
@@ -72,6 +72,9 @@ struct conn_type {
 
 extern const struct conn_type conn_plain;
 extern const struct conn_type conn_tls;     /* conn_tls.c; see tls.h */
+/* client.portUnification: becomes conn_tls or conn_plain by the first byte
+ * the client sends (conn_sniff.c) */
+extern const struct conn_type conn_sniff;
 /* Registers conn_tls's gauges (net_start, before any connection). */
 void conn_tls_metrics_init(void);
 

@@ -209,6 +209,7 @@ static struct {
 	int port, secure_port;      /* bound ports; -1 = not served */
 	int hs_timeout_ms;
 	int sessionless_ms;         /* a connection without a session is closed after this */
+	bool unify;                 /* the plain port also takes TLS (conn_sniff) */
 	struct io_thread *threads;
 } net;
 
@@ -319,10 +320,16 @@ int net_start(const struct net_config *cfg, const struct net_callbacks *cb, char
 	net.sessionless_ms = cfg->sessionless_timeout_ms;
 	net.hs_timeout_ms = cfg->tls && cfg->tls->handshake_timeout_ms > 0 ? cfg->tls->handshake_timeout_ms
 									   : HS_TIMEOUT_MS;
-	if (cfg->port < 0 && !cfg->tls) {
+	bool secure = cfg->tls && cfg->secure_port >= 0;
+	if (cfg->port < 0 && !secure) {
 		snprintf(err, errlen, "net_start: neither a client port nor a secure client port");
 		return -1;
 	}
+	if (cfg->unify_client_port && (!cfg->tls || cfg->port < 0)) {
+		snprintf(err, errlen, "net_start: port unification needs a client port and TLS settings");
+		return -1;
+	}
+	net.unify = cfg->unify_client_port;
 	memset(stats, 0, sizeof stats);
 	conn_tls_metrics_init();
 	sessionless_expired = metrics_counter("sessionless_connections_expired",
@@ -351,7 +358,7 @@ int net_start(const struct net_config *cfg, const struct net_callbacks *cb, char
 	int backlog = cfg->listen_backlog > 0 ? cfg->listen_backlog : 1024;
 	if ((cfg->port >= 0 &&
 	     open_listeners(cfg->bind_addr, cfg->port, backlog, LST_PLAIN, &net.port, err, errlen) < 0) ||
-	    (cfg->tls &&
+	    (secure &&
 	     open_listeners(cfg->secure_bind_addr, cfg->secure_port, backlog, LST_TLS, &net.secure_port,
 			    err, errlen) < 0)) {
 		release_threads(0);
@@ -373,8 +380,9 @@ int net_start(const struct net_config *cfg, const struct net_callbacks *cb, char
 	}
 	atomic_store_explicit(&running_threads, net.n_threads, memory_order_release);
 	if (net.port >= 0)
-		log_info("listening on %s:%d with %d I/O threads, max frame %u, max %d connections per IP",
+		log_info("listening on %s:%d%s with %d I/O threads, max frame %u, max %d connections per IP",
 			 cfg->bind_addr && *cfg->bind_addr ? cfg->bind_addr : "0.0.0.0", net.port,
+			 net.unify ? " (plain and TLS: client.portUnification)" : "",
 			 net.n_threads, net.max_frame, net.max_per_ip);
 	if (net.secure_port >= 0)
 		log_info("listening for TLS on %s:%d with %d I/O threads, handshakes bounded to %d ms",
@@ -790,7 +798,7 @@ static void admit(struct io_thread *io, int fd, const struct sockaddr_storage *s
 	jute_writer_init(&c->out, 0);
 	memcpy(c->ip, ip, sizeof ip);
 	memcpy(c->peer, peer, sizeof peer);
-	const struct conn_type *type = slot == LST_TLS ? &conn_tls : &conn_plain;
+	const struct conn_type *type = slot == LST_TLS ? &conn_tls : net.unify ? &conn_sniff : &conn_plain;
 	if (type->attach(&c->sock, fd) < 0) {
 		log_error("%s: refused: %s", peer, strerror(errno));
 		if (counted)

@@ -110,10 +110,14 @@ struct net_tls_config {
 struct net_config {
 	const char *bind_addr;      /* "" or NULL = all addresses */
 	int port;                   /* plain client port; 0 = any free port, < 0 = none */
-	/* The secure client port: served when tls is not NULL (0 = any free port). */
+	/* The secure client port, with tls's settings: 0 = any free port,
+	 * < 0 = none (tls may still be given for unify_client_port). */
 	const char *secure_bind_addr;
 	int secure_port;
 	const struct net_tls_config *tls;
+	/* client.portUnification: the plain client port also takes TLS clients
+	 * (with tls's settings), told apart by their first byte. Needs tls. */
+	bool unify_client_port;
 	int n_threads;              /* >= 1 */
 	uint32_t max_frame;         /* jute.maxbuffer: a larger frame closes the connection */
 	int max_cnxns_per_ip;       /* 0 = unlimited */

@@ -436,6 +436,8 @@ static const struct key_spec key_specs[] = {
 	SYS_BOOL_KEY("ssl.crl", ssl_crl),
 	SYS_BOOL_KEY("ssl.ocsp", ssl_ocsp),
 	SYS_STR_KEY("X509AuthenticationProvider.superUser", x509_super_user),
+	/* NettyServerCnxnFactory's zookeeper.client.portUnification */
+	SYS_BOOL_KEY("client.portUnification", client_port_unification),
 	/* quorum TLS (QuorumPeerConfig; QuorumX509Util's zookeeper.ssl.quorum.*) */
 	BOOL_KEY("sslQuorum", ssl_quorum),
 	BOOL_KEY("portUnification", port_unification),
@@ -1001,13 +1003,17 @@ static int check_ports(const struct zkd_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
-/* The ssl.* settings, when there is a secure client port to use them:
+/* The ssl.* settings, when a secure client port or a unified client port
+ * uses them:
  * what can be told from the file alone is checked here; the key and
  * certificate files are read (and their absence refused) when the network
  * starts. */
 static int check_tls(const struct zkd_config *cfg, char *err, size_t errlen)
 {
-	if (!cfg->secure_client_port)
+	if (cfg->client_port_unification && !cfg->client_port)
+		return fail(err, errlen, "%s: client.portUnification=true needs a clientPort to take TLS on",
+			    cfg_name(cfg));
+	if (!cfg->secure_client_port && !cfg->client_port_unification)
 		return 0;
 	const char *ca = cfg->ssl_client_auth;
 	if (ca[0] && strcasecmp(ca, "none") != 0 && strcasecmp(ca, "want") != 0 && strcasecmp(ca, "need") != 0)

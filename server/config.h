@@ -86,6 +86,7 @@ struct zkd_config {
 	char ssl_ciphersuites[4096];/* IANA names, comma separated; "" = ZooKeeper's default */
 	char ssl_auth_provider[128];/* ssl.authProvider: the scheme of TLS clients; only x509 */
 	bool ssl_crl, ssl_ocsp;     /* not supported: warned about when true */
+	bool client_port_unification; /* client.portUnification: TLS on clientPort too */
 	/* Quorum TLS: sslQuorum and ZooKeeper's ssl.quorum.* settings (also as
 	 * zookeeper.ssl.quorum.*), meaning what the ssl.* ones mean but for the
 	 * quorum and election connections (election.h). */

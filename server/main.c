@@ -462,8 +462,9 @@ static int start(struct zkd_server *srv)
 		.bind_addr = cfg->client_port_address,
 		.port = cfg->client_port ? cfg->client_port : -1,  /* TLS only without one */
 		.secure_bind_addr = cfg->secure_client_port_address,
-		.secure_port = cfg->secure_client_port,
-		.tls = cfg->secure_client_port ? &tls : NULL,
+		.secure_port = cfg->secure_client_port ? cfg->secure_client_port : -1,
+		.tls = cfg->secure_client_port || cfg->client_port_unification ? &tls : NULL,
+		.unify_client_port = cfg->client_port_unification,
 		.n_threads = ncpu > 0 ? (int)ncpu : 1,
 		.max_frame = (uint32_t)cfg->jute_maxbuffer,
 		.max_cnxns_per_ip = cfg->max_client_cnxns,

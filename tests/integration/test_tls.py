@@ -115,17 +115,20 @@ class PKI:
 
 
 class Zkd:
-    def __init__(self, base, name, settings, plain=True):
+    def __init__(self, base, name, settings, plain=True, secure=True):
+        """secure=False: no secureClientPort; tls_port is then the client
+        port (for a server that unifies them)."""
         self.dir = os.path.join(base, name)
         os.makedirs(os.path.join(self.dir, "data"))
         self.port = free_port() if plain else None
-        self.tls_port = free_port()
+        self.tls_port = free_port() if secure else self.port
         self.cfg = os.path.join(self.dir, "zoo.cfg")
         with open(self.cfg, "w") as f:
             f.write("tickTime=2000\ndataDir=%s/data\n" % self.dir)
             if plain:
                 f.write("clientPort=%d\nclientPortAddress=127.0.0.1\n" % self.port)
-            f.write("secureClientPort=%d\nsecureClientPortAddress=127.0.0.1\n" % self.tls_port)
+            if secure:
+                f.write("secureClientPort=%d\nsecureClientPortAddress=127.0.0.1\n" % self.tls_port)
             f.write("maxClientCnxns=0\n4lw.commands.whitelist=*\nadmin.enableServer=false\n")
             f.write(settings)
         self.logpath = os.path.join(self.dir, "zkd.log")
@@ -281,6 +284,11 @@ def env():
                               "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\n"
                               % (pki.path("server-cert.pem"), pki.path("server-key.pem"),
                                  pki.path("ca.pem")), plain=False)
+        servers["unified"] = Zkd(base, "unified",
+                                 "client.portUnification=true\n"
+                                 "ssl.certFile=%s\nssl.keyFile=%s\nssl.caFile=%s\nssl.clientAuth=want\n"
+                                 % (pki.path("server-cert.pem"), pki.path("server-key.pem"),
+                                    pki.path("ca.pem")), secure=False)
         deadline = time.monotonic() + 30
         for s in servers.values():
             tls_ready(s.tls_port, pki, deadline, s.proc)
@@ -351,6 +359,34 @@ def test_addauth_x509_succeeds_only_with_a_verified_client_certificate(env):
         anon.stop()
         anon.close()
     srv.wait_log(r"authentication failed for scheme 'x509' \(no verified client certificate\)")
+
+
+def test_port_unification_serves_tls_plain_and_4lw_on_the_client_port(env):
+    """client.portUnification (NettyServerCnxnFactory's DualModeSslHandler):
+    one port, TLS clients told from plain ones by their first bytes."""
+    pki, srv = env["pki"], env["unified"]
+    from kazoo.client import KazooClient
+    from kazoo.exceptions import NoAuthError
+    from kazoo.security import make_acl
+    srv.wait_log(r"listening on 127\.0\.0\.1:%d \(plain and TLS: client\.portUnification\)" % srv.port)
+    tls = kazoo(srv.port, pki)
+    plain = KazooClient(hosts="127.0.0.1:%d" % srv.port, timeout=10)
+    plain.start(timeout=15)
+    try:
+        tls.create("/unified", b"tls only", acl=[make_acl("x509", CLIENT_DN, all=True)])
+        assert tls.get("/unified")[0] == b"tls only"
+        with pytest.raises(NoAuthError):
+            plain.get("/unified")
+        plain.create("/plain", b"anyone")
+        assert tls.get("/plain")[0] == b"anyone"
+        assert zkraw.four_letter("127.0.0.1:%d" % srv.port, "ruok") == "imok"
+        cons = zkraw.four_letter("127.0.0.1:%d" % srv.port, "cons")
+        assert cons.count("/127.0.0.1:") >= 3, cons    # both clients and this 4lw
+    finally:
+        for c in (tls, plain):
+            c.stop()
+            c.close()
+    srv.wait_log(r"authenticated as x509:" + re.escape(CLIENT_DN))
 
 
 def test_kazoo_over_tls13_and_over_tls12_with_java_suite_names(env):

@@ -77,6 +77,8 @@ enum conn_state {
 	CONN_CONNECTING,    /* outgoing, connect() in flight */
 	CONN_HELLO,         /* outgoing to a higher sid: write the handshake, then hang up */
 	CONN_HANDSHAKE,     /* incoming, reading the handshake */
+	CONN_SNIFF,         /* portUnification: incoming, waiting for the first
+	                       byte to tell TLS from plain */
 	CONN_TLS,           /* sslQuorum: the TLS handshake, before CONNECTING's or
 	                       HANDSHAKE's successor (outgoing tells which) */
 	CONN_UP,            /* carries messages to and from conn->peer */
@@ -761,7 +763,7 @@ static void tls_step(struct cnxmgr *cm, struct cnx_conn *c)
 /* The TCP connection to c->peer is established: TLS first if asked. */
 static void on_tcp_connected(struct cnxmgr *cm, struct cnx_conn *c)
 {
-	if (!cm->cfg->tls_ctx) {
+	if (!cm->cfg->ssl_quorum) {
 		on_connected(cm, c);
 		return;
 	}
@@ -1052,6 +1054,41 @@ static void conn_read(struct cnxmgr *cm, struct cnx_conn *c)
 	}
 }
 
+/* The server side of a TLS connection: the handshake starts with the
+ * other side's ClientHello. */
+static void accept_tls(struct cnxmgr *cm, struct cnx_conn *c)
+{
+	c->ssl = net_tls_peer_new(cm->cfg->tls_ctx, c->fd, false);
+	if (!c->ssl) {
+		conn_close(cm, c, LOG_WARN, "out of memory");
+		return;
+	}
+	c->st = CONN_TLS;
+	c->tls_ev = POLLIN;
+}
+
+/* portUnification: the first byte says TLS or plain; it stays on the
+ * socket for whichever reads it. */
+static void sniff(struct cnxmgr *cm, struct cnx_conn *c)
+{
+	switch (quorum_sniff_tls(c->fd)) {
+	case 1:
+		accept_tls(cm, c);
+		if (c->st == CONN_TLS)
+			tls_step(cm, c);
+		return;
+	case 0:
+		c->st = CONN_HANDSHAKE;
+		conn_read(cm, c);
+		return;
+	case -2:
+		return;                 /* woken without a byte: wait on */
+	default:
+		conn_close(cm, c, LOG_DEBUG, NULL);
+		return;
+	}
+}
+
 static void accept_all(struct cnxmgr *cm)
 {
 	for (;;) {
@@ -1081,15 +1118,10 @@ static void accept_all(struct cnxmgr *cm)
 		set_nodelay(fd);
 		snprintf(c->remote, sizeof c->remote, "%s", remote);
 		c->deadline = now_ms() + cm->socket_timeout_ms;
-		if (cm->cfg->tls_ctx) {
-			c->ssl = net_tls_peer_new(cm->cfg->tls_ctx, fd, false);
-			if (!c->ssl) {
-				conn_close(cm, c, LOG_WARN, "out of memory");
-				continue;
-			}
-			c->st = CONN_TLS;
-			c->tls_ev = POLLIN;    /* the ClientHello */
-		}
+		if (cm->cfg->port_unification)
+			c->st = CONN_SNIFF;
+		else if (cm->cfg->ssl_quorum)
+			accept_tls(cm, c);
 		log_debug("election: connection request from %s", remote);
 	}
 }
@@ -1116,6 +1148,10 @@ static void conn_event(struct cnxmgr *cm, struct cnx_conn *c, short revents)
 	}
 	if (c->st == CONN_TLS) {
 		tls_step(cm, c);
+		return;
+	}
+	if (c->st == CONN_SNIFF) {
+		sniff(cm, c);
 		return;
 	}
 	if (c->st == CONN_HELLO) {
@@ -1248,7 +1284,7 @@ void cnx_run(struct cnxmgr *cm)
 			case CONN_FREE: continue;
 			case CONN_CONNECTING: ev = POLLOUT; break;
 			case CONN_HELLO: ev = POLLOUT; break;
-			case CONN_HANDSHAKE: ev = POLLIN; break;
+			case CONN_HANDSHAKE: case CONN_SNIFF: ev = POLLIN; break;
 			case CONN_TLS: ev = c->tls_ev ? c->tls_ev : POLLIN; break;
 			default: ev = (short)(POLLIN | (c->out_len > c->out_off ? POLLOUT : 0)); break;
 			}

@@ -20,9 +20,11 @@
  * then hangs up; the higher sid, seeing a lower sid connect, drops whatever
  * connection it had to it and connects back.
  *
- * With sslQuorum (cfg->tls_ctx) every connection is TLS first, both ways,
- * and all of the above runs inside it; the TLS handshake is one more
- * non-blocking step of the same loop (cnxmgr.c).
+ * With sslQuorum every connection is TLS first, both ways, and all of the
+ * above runs inside it; the TLS handshake is one more non-blocking step of
+ * the same loop (cnxmgr.c). With portUnification an accepted connection is
+ * TLS or plain as its first byte says, and sslQuorum alone decides how this
+ * server connects out.
  *
  * Threads: cnx_run is the body of the election thread (zkd-election) and
  * owns every socket. cnx_send, cnx_connect_all and cnx_have_delivered may be

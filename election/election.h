@@ -69,10 +69,16 @@ struct quorum_config {
 	 * ZooKeeper): the other server's certificate must name its address
 	 * (see net_tls_peer_check). */
 	bool ssl_quorum;
+	/* portUnification: the quorum and election ports take TLS and plain
+	 * connections alike, told apart by the first byte (a TLS handshake
+	 * record is 0x16), while ssl_quorum alone says how this server
+	 * connects out. ZooKeeper's way to move a running ensemble to TLS one
+	 * member at a time. Needs the ssl.quorum.* settings. */
+	bool port_unification;
 	struct net_tls_config tls;
 	bool ssl_hostname_verification;
-	/* Built by quorum_start from tls when ssl_quorum (NULL otherwise);
-	 * whatever the caller puts here is ignored. */
+	/* Built by quorum_start from tls when ssl_quorum or port_unification
+	 * (NULL otherwise); whatever the caller puts here is ignored. */
 	struct ssl_ctx_st *tls_ctx;
 };
 
@@ -83,6 +89,13 @@ int quorum_voters(const struct quorum_config *c);
 /* True if the sids in `acked` (n of them, no duplicates) hold a majority of
  * the voting members (ZooKeeper's QuorumMaj.containsQuorum). */
 bool quorum_has_majority(const struct quorum_config *c, const int64_t *acked, int n);
+/* Whether an accepted quorum or election connection speaks TLS: with
+ * port_unification, by a look at its first byte (waiting up to timeout_ms
+ * for it; -1 when it never came or the peer left), else as ssl_quorum
+ * says. */
+int quorum_accepted_tls(const struct quorum_config *c, int fd, int timeout_ms);
+/* The same look, without waiting: 1 TLS, 0 plain, -1 peer gone, -2 no byte yet. */
+int quorum_sniff_tls(int fd);
 /* True if a and b hold the same IP address (an IPv4-mapped IPv6 address
  * equals its IPv4 one); ports are not compared. Quorum TLS uses it to find
  * the server.N hosts that resolve to a peer's address. */

@@ -686,8 +686,14 @@ static void *reader_main(void *arg)
 	if (!in)
 		goto out;
 	const struct quorum_config *cfg = ld->env->cfg;
-	if (cfg->ssl_quorum) {
-		/* here, not on the acceptor: a slow handshake holds up no one else */
+	/* here, not on the acceptor: a slow handshake (or first byte) holds up
+	 * no one else */
+	int tls = quorum_accepted_tls(cfg, h->fd, cfg->tick_time * cfg->init_limit);
+	if (tls < 0) {
+		log_info("learner connection closed before it sent anything");
+		goto out;
+	}
+	if (tls) {
 		char err[512];
 		h->tls = qtls_start(cfg, h->fd, false, NULL, cfg->tick_time * cfg->init_limit,
 				    cfg->tick_time * cfg->sync_limit, err, sizeof err);

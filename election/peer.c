@@ -480,7 +480,7 @@ struct quorum *quorum_start(const struct quorum_config *cfg, struct zk_state *st
 		return NULL;
 	}
 	q->cfg.tls_ctx = NULL;
-	if (cfg->ssl_quorum) {
+	if (cfg->ssl_quorum || cfg->port_unification) {
 		char why[512];
 		q->cfg.tls_ctx = net_tls_peer_ctx(&q->cfg.tls, why, sizeof why);
 		if (!q->cfg.tls_ctx) {
@@ -488,8 +488,12 @@ struct quorum *quorum_start(const struct quorum_config *cfg, struct zk_state *st
 			free(q);
 			return NULL;
 		}
-		log_info("sslQuorum: TLS on the quorum and election ports (peer certificates %s, "
-			 "hostname verification %s)",
+		log_info("%s (peer certificates %s, hostname verification %s)",
+			 !cfg->port_unification ? "sslQuorum: TLS on the quorum and election ports" :
+			 cfg->ssl_quorum ? "portUnification: TLS and plain accepted on the quorum and election "
+					   "ports; connecting with TLS (sslQuorum)" :
+					   "portUnification: TLS and plain accepted on the quorum and election "
+					   "ports; connecting in plain TCP (sslQuorum=false)",
 			 cfg->tls.client_auth == NET_TLS_AUTH_NONE ? "not asked for" :
 			 cfg->tls.client_auth == NET_TLS_AUTH_WANT ? "optional" : "required",
 			 cfg->ssl_hostname_verification ? "on" : "off");

@@ -1,12 +1,16 @@
 /*
  * quorum.c - who the ensemble is: lookups over the server.N lines and the
- * majority rule (ZooKeeper's QuorumMaj), shared by the election and ZAB.
+ * majority rule (ZooKeeper's QuorumMaj), shared by the election and ZAB;
+ * and which accepted connections speak TLS (portUnification).
  */
 #include "election.h"
 
+#include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 const struct quorum_member *quorum_member(const struct quorum_config *c, int64_t sid)
 {
@@ -51,4 +55,44 @@ bool quorum_same_ip(const struct sockaddr *a, const struct sockaddr *b)
 		}
 	}
 	return p[0] && p[1] && l[0] == l[1] && memcmp(p[0], p[1], l[0]) == 0;
+}
+
+/* A TLS client opens with a handshake record, content type 22; ZooKeeper's
+ * quorum and election protocols open with a big-endian long (a sid or a
+ * protocol version) whose first byte is 0 or 0xff. */
+#define TLS_RECORD_HANDSHAKE 0x16
+
+int quorum_sniff_tls(int fd)
+{
+	unsigned char first;
+	ssize_t n;
+	do
+		n = recv(fd, &first, 1, MSG_PEEK | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK ? -2 : -1;
+	if (n == 0)
+		return -1;
+	return first == TLS_RECORD_HANDSHAKE;
+}
+
+int quorum_accepted_tls(const struct quorum_config *c, int fd, int timeout_ms)
+{
+	if (!c->port_unification)
+		return c->ssl_quorum;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int64_t deadline = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + timeout_ms;
+	for (;;) {
+		int r = quorum_sniff_tls(fd);
+		if (r != -2)
+			return r;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		int64_t left = deadline - ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+		if (left <= 0)
+			return -1;
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR)
+			return -1;
+	}
 }

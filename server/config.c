@@ -1033,12 +1033,13 @@ static int check_tls(const struct zkd_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
-/* sslQuorum and the ssl.quorum.* settings: the files are read when the
- * quorum starts. */
+/* sslQuorum, portUnification and the ssl.quorum.* settings: the files are
+ * read when the quorum starts. */
 static int check_quorum_tls(const struct zkd_config *cfg, char *err, size_t errlen)
 {
-	if (!cfg->ssl_quorum)
+	if (!cfg->ssl_quorum && !cfg->port_unification)
 		return 0;
+	const char *what = cfg->ssl_quorum ? "sslQuorum=true" : "portUnification=true";
 	const char *ca = cfg->ssl_q_client_auth;
 	if (ca[0] && strcasecmp(ca, "none") != 0 && strcasecmp(ca, "want") != 0 && strcasecmp(ca, "need") != 0)
 		return fail(err, errlen, "%s: ssl.quorum.clientAuth: '%s' must be none, want or need", cfg_name(cfg), ca);
@@ -1049,11 +1050,8 @@ static int check_quorum_tls(const struct zkd_config *cfg, char *err, size_t errl
 		return fail(err, errlen, "%s: both ssl.quorum.trustStore.location and ssl.quorum.caFile are set; "
 			    "give one", cfg_name(cfg));
 	if (!cfg->ssl_q_keystore_location[0] && !cfg->ssl_q_cert_file[0])
-		return fail(err, errlen, "%s: sslQuorum=true needs ssl.quorum.keyStore.location (or "
-			    "ssl.quorum.certFile and ssl.quorum.keyFile)", cfg_name(cfg));
-	if (cfg->port_unification)
-		return fail(err, errlen, "%s: portUnification=true (plain and TLS on one quorum port) is not "
-			    "supported by zkd; upgrade an ensemble to sslQuorum all at once", cfg_name(cfg));
+		return fail(err, errlen, "%s: %s needs ssl.quorum.keyStore.location (or "
+			    "ssl.quorum.certFile and ssl.quorum.keyFile)", cfg_name(cfg), what);
 	if (cfg->ssl_quorum_reload_cert_files)
 		log_warn("%s: sslQuorumReloadCertFiles: zkd does not watch the quorum certificates; restart a "
 			 "member to use new ones", cfg_name(cfg));

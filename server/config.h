@@ -91,7 +91,7 @@ struct zkd_config {
 	 * zookeeper.ssl.quorum.*), meaning what the ssl.* ones mean but for the
 	 * quorum and election connections (election.h). */
 	bool ssl_quorum;            /* sslQuorum; default false */
-	bool port_unification;      /* portUnification: not supported, refused with sslQuorum */
+	bool port_unification;      /* portUnification: TLS and plain on the quorum ports */
 	bool ssl_quorum_reload_cert_files; /* sslQuorumReloadCertFiles: warned about, see README */
 	char ssl_q_keystore_location[1024], ssl_q_keystore_type[16];
 	char ssl_q_keystore_password[256], ssl_q_keystore_password_path[1024];

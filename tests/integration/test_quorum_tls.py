@@ -17,6 +17,11 @@ openssl in a temp directory; a second CA's certificate for the refusal test.
                                 (a failed TLS handshake).
   untrusted certificate         a member whose certificate another CA signed
                                 never joins; the other two keep serving.
+  rolling upgrade               3 plain zkd members moved to TLS one restart
+                                at a time (portUnification, then sslQuorum,
+                                then portUnification off), with a quorum and
+                                writes through the restarted member at every
+                                step.
   mixed zkd + ZooKeeper         zkd,zkd,zk and zkd,zk,zk with sslQuorum=true,
                                 PEM stores (ZooKeeper 3.8 reads PEM key and
                                 trust stores): elect, replicate, fail over.
@@ -158,6 +163,54 @@ def test_untrusted_certificate_refused(certs):
         assert e.serving(0) and e.serving(1)
         logs = log_text(e, 0) + log_text(e, 1)
         assert "TLS handshake failed" in logs
+
+
+def rolling_restart(e, extra, step):
+    """Each member in turn: stopped, its zoo.cfg rewritten with extra, started
+    again; the ensemble keeps a quorum throughout and the member's writes
+    reach every member."""
+    for i in range(e.n):
+        e.stop(i)
+        e.wait_quorum(timeout=60, members=[j for j in range(e.n) if j != i])
+        e._write_config(e.members[i], extra)
+        e.start(i)
+        e.wait_mode(i, timeout=60)
+        write_everywhere_and_read(e, "%s-%d" % (step, i))
+    e.wait_converged(timeout=60)
+
+
+@pytest.mark.parametrize("kinds", [["zkd", "zkd", "zkd"], ["zkd", "zkd", "zk"]], ids=lambda k: "-".join(k))
+def test_rolling_upgrade_to_tls_with_port_unification(certs, kinds, monkeypatch):
+    """ZooKeeper's way to move a running ensemble to quorum TLS one member at
+    a time: portUnification=true everywhere (each member then accepts TLS
+    and plain), then sslQuorum=true member by member (it connects with TLS,
+    to members that may still connect in plain), then portUnification off."""
+    keys = tls_keys(certs)
+    unified_plain = dict(keys, sslQuorum="false", portUnification="true")
+    unified_tls = dict(keys, portUnification="true")
+    if "zk" in kinds:
+        if not _have_zk() or not os.path.exists(NETTY_JAR):
+            pytest.skip("needs java, Debian's zookeeper package and libnetty-java")
+        monkeypatch.setattr(ensemble, "ZK_CP", ":".join([ensemble.ZK_CP] + [
+            j for j in NETTY_JARS if os.path.exists(j)]))
+    with Ensemble(kinds, name="qtls-roll") as e:
+        e.start_all()
+        e.wait_quorum(timeout=60)
+        write_everywhere_and_read(e, "plain")
+        rolling_restart(e, unified_plain, "unified")
+        for i in range(e.n):
+            if kinds[i] == "zkd":
+                assert "connecting in plain TCP (sslQuorum=false)" in log_text(e, i)
+        rolling_restart(e, unified_tls, "unified-tls")
+        rolling_restart(e, keys, "tls")
+        for i in range(e.n):
+            if kinds[i] == "zkd":
+                assert "sslQuorum: TLS on the quorum and election ports" in log_text(e, i)
+        # the TLS-only ensemble fails over as any other
+        leader = e.leader()
+        e.kill(leader)
+        e.wait_quorum(timeout=60, members=[i for i in range(e.n) if i != leader])
+        write_everywhere_and_read(e, "after")
 
 
 def write_everywhere_and_read_members(e, members):

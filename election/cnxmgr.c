@@ -771,7 +771,7 @@ static void on_tcp_connected(struct cnxmgr *cm, struct cnx_conn *c)
 	socklen_t sl = sizeof ss;
 	if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) == 0)
 		sockaddr_text((struct sockaddr *)&ss, c->remote, sizeof c->remote);
-	c->ssl = net_tls_peer_new(cm->cfg->tls_ctx, c->fd, true);
+	c->ssl = qtls_ctx_ssl(cm->cfg->tls_ctx, c->fd, true);
 	if (!c->ssl) {
 		struct cnx_peer *p = c->peer;
 		conn_close(cm, c, LOG_DEBUG, NULL);
@@ -1058,7 +1058,7 @@ static void conn_read(struct cnxmgr *cm, struct cnx_conn *c)
  * other side's ClientHello. */
 static void accept_tls(struct cnxmgr *cm, struct cnx_conn *c)
 {
-	c->ssl = net_tls_peer_new(cm->cfg->tls_ctx, c->fd, false);
+	c->ssl = qtls_ctx_ssl(cm->cfg->tls_ctx, c->fd, false);
 	if (!c->ssl) {
 		conn_close(cm, c, LOG_WARN, "out of memory");
 		return;
@@ -1297,7 +1297,10 @@ void cnx_run(struct cnxmgr *cm)
 			any_pending |= map[n - first].pending;
 			pfd[n++] = (struct pollfd){ .fd = c->fd, .events = ev };
 		}
-		int r = poll(pfd, (nfds_t)n, any_pending ? 0 : next_timeout(cm));
+		int timeout = next_timeout(cm), reload_in = qtls_ctx_check(cm->cfg->tls_ctx);
+		if (reload_in >= 0 && (timeout < 0 || reload_in < timeout))
+			timeout = reload_in;
+		int r = poll(pfd, (nfds_t)n, any_pending ? 0 : timeout);
 		if (r < 0 && errno != EINTR) {
 			log_error("election: poll failed: %s", strerror(errno));
 			usleep(10000);

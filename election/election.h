@@ -77,9 +77,12 @@ struct quorum_config {
 	bool port_unification;
 	struct net_tls_config tls;
 	bool ssl_hostname_verification;
+	/* sslQuorumReloadCertFiles: new quorum connections use the ssl.quorum
+	 * files as they are now, not as they were at start (qtls_ctx.c). */
+	bool reload_cert_files;
 	/* Built by quorum_start from tls when ssl_quorum or port_unification
 	 * (NULL otherwise); whatever the caller puts here is ignored. */
-	struct ssl_ctx_st *tls_ctx;
+	struct qtls_ctx *tls_ctx;
 };
 
 /* The member with id sid, or NULL. */
@@ -89,6 +92,21 @@ int quorum_voters(const struct quorum_config *c);
 /* True if the sids in `acked` (n of them, no duplicates) hold a majority of
  * the voting members (ZooKeeper's QuorumMaj.containsQuorum). */
 bool quorum_has_majority(const struct quorum_config *c, const int64_t *acked, int n);
+/* ---- the quorum's TLS context (qtls_ctx.c) ---------------------------------- */
+
+struct qtls_ctx;
+struct ssl_st;
+/* The context of tls; with reload, qtls_ctx_check rebuilds it when the
+ * files change. NULL with err. */
+struct qtls_ctx *qtls_ctx_new(const struct net_tls_config *tls, bool reload, char *err, size_t errlen);
+/* A new non-blocking TLS session on fd from the context in use (any thread). */
+struct ssl_st *qtls_ctx_ssl(struct qtls_ctx *q, int fd, bool client);
+/* The election thread, every loop: at most once a second, reloads the
+ * context if its files changed. Returns ms until it wants to look again
+ * (-1: never, reloading is off or q is NULL). */
+int qtls_ctx_check(struct qtls_ctx *q);
+void qtls_ctx_free(struct qtls_ctx *q);
+
 /* Whether an accepted quorum or election connection speaks TLS: with
  * port_unification, by a look at its first byte (waiting up to timeout_ms
  * for it; -1 when it never came or the peer left), else as ssl_quorum

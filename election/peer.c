@@ -482,7 +482,7 @@ struct quorum *quorum_start(const struct quorum_config *cfg, struct zk_state *st
 	q->cfg.tls_ctx = NULL;
 	if (cfg->ssl_quorum || cfg->port_unification) {
 		char why[512];
-		q->cfg.tls_ctx = net_tls_peer_ctx(&q->cfg.tls, why, sizeof why);
+		q->cfg.tls_ctx = qtls_ctx_new(&q->cfg.tls, cfg->reload_cert_files, why, sizeof why);
 		if (!q->cfg.tls_ctx) {
 			snprintf(err, errlen, "sslQuorum: %s", why);
 			free(q);
@@ -500,7 +500,7 @@ struct quorum *quorum_start(const struct quorum_config *cfg, struct zk_state *st
 	}
 	q->fle = fle_start(&q->cfg, err, errlen);
 	if (!q->fle) {
-		SSL_CTX_free(q->cfg.tls_ctx);
+		qtls_ctx_free(q->cfg.tls_ctx);
 		free(q);
 		return NULL;
 	}
@@ -510,7 +510,7 @@ struct quorum *quorum_start(const struct quorum_config *cfg, struct zk_state *st
 	if (pthread_create(&q->thread, NULL, peer_main, q) != 0) {
 		snprintf(err, errlen, "cannot start the peer thread");
 		fle_stop(q->fle);
-		SSL_CTX_free(q->cfg.tls_ctx);
+		qtls_ctx_free(q->cfg.tls_ctx);
 		free(q);
 		return NULL;
 	}
@@ -530,7 +530,7 @@ void quorum_stop(struct quorum *q)
 	if (q->ro_started)
 		pthread_join(q->ro_thread, NULL);
 	fle_stop(q->fle);
-	SSL_CTX_free(q->cfg.tls_ctx);   /* every connection is gone with the threads */
+	qtls_ctx_free(q->cfg.tls_ctx);  /* every connection is gone with the threads */
 	free(q);
 }
 

@@ -181,7 +181,7 @@ struct qtls *qtls_start(const struct quorum_config *cfg, int fd, bool client, co
 			int timeout_ms, int send_timeout_ms, char *err, size_t errlen)
 {
 	struct qtls *t = calloc(1, sizeof *t);
-	if (!t || !(t->ssl = net_tls_peer_new(cfg->tls_ctx, fd, client))) {
+	if (!t || !(t->ssl = qtls_ctx_ssl(cfg->tls_ctx, fd, client))) {
 		free(t);
 		snprintf(err, errlen, "out of memory");
 		return NULL;

@@ -1052,9 +1052,6 @@ static int check_quorum_tls(const struct zkd_config *cfg, char *err, size_t errl
 	if (!cfg->ssl_q_keystore_location[0] && !cfg->ssl_q_cert_file[0])
 		return fail(err, errlen, "%s: %s needs ssl.quorum.keyStore.location (or "
 			    "ssl.quorum.certFile and ssl.quorum.keyFile)", cfg_name(cfg), what);
-	if (cfg->ssl_quorum_reload_cert_files)
-		log_warn("%s: sslQuorumReloadCertFiles: zkd does not watch the quorum certificates; restart a "
-			 "member to use new ones", cfg_name(cfg));
 	if (!cfg->ssl_q_hostname_verification)
 		log_warn("%s: ssl.quorum.hostnameVerification=false: any certificate the trust store vouches "
 			 "for is accepted from any address", cfg_name(cfg));

@@ -92,7 +92,7 @@ struct zkd_config {
 	 * quorum and election connections (election.h). */
 	bool ssl_quorum;            /* sslQuorum; default false */
 	bool port_unification;      /* portUnification: TLS and plain on the quorum ports */
-	bool ssl_quorum_reload_cert_files; /* sslQuorumReloadCertFiles: warned about, see README */
+	bool ssl_quorum_reload_cert_files; /* sslQuorumReloadCertFiles: reload the ssl.quorum files on change */
 	char ssl_q_keystore_location[1024], ssl_q_keystore_type[16];
 	char ssl_q_keystore_password[256], ssl_q_keystore_password_path[1024];
 	char ssl_q_truststore_location[1024], ssl_q_truststore_type[16];

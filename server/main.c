@@ -368,6 +368,7 @@ static void quorum_from_config(const struct zkd_config *cfg, struct quorum_confi
 	q->read_only_enabled = cfg->readonly_mode_enabled;
 	q->ssl_quorum = cfg->ssl_quorum;
 	q->port_unification = cfg->port_unification;
+	q->reload_cert_files = cfg->ssl_quorum_reload_cert_files;
 	q->ssl_hostname_verification = cfg->ssl_q_hostname_verification;
 	struct net_tls_config *t = &q->tls;   /* pointers into cfg, which lives as long as zkd */
 	t->key_prefix = "ssl.quorum";

@@ -17,6 +17,9 @@ openssl in a temp directory; a second CA's certificate for the refusal test.
                                 (a failed TLS handshake).
   untrusted certificate         a member whose certificate another CA signed
                                 never joins; the other two keep serving.
+  certificate rotation          sslQuorumReloadCertFiles: every member's files
+                                swapped for another CA's while running; a
+                                member restarted on the new files rejoins.
   rolling upgrade               3 plain zkd members moved to TLS one restart
                                 at a time (portUnification, then sslQuorum,
                                 then portUnification off), with a quorum and
@@ -211,6 +214,44 @@ def test_rolling_upgrade_to_tls_with_port_unification(certs, kinds, monkeypatch)
         e.kill(leader)
         e.wait_quorum(timeout=60, members=[i for i in range(e.n) if i != leader])
         write_everywhere_and_read(e, "after")
+
+
+def test_reload_cert_files_rotates_to_a_new_ca_without_restarts(certs):
+    """sslQuorumReloadCertFiles: each member's key and trust store files are
+    replaced by ones of another CA while it runs. A member restarted
+    afterwards starts with the new files only, so it can rejoin only if the
+    members that never restarted now present and trust the new ones."""
+    work = tempfile.mkdtemp(prefix="zkd-qtls-rotate.")
+    try:
+        extras = []
+        for i in range(3):
+            key, ca = os.path.join(work, "m%d-key.pem" % i), os.path.join(work, "m%d-ca.pem" % i)
+            shutil.copy(os.path.join(certs, "peer.pem"), key)
+            shutil.copy(os.path.join(certs, "ca.pem"), ca)
+            extras.append(dict(tls_keys(certs), **{
+                "ssl.quorum.keyStore.location": key, "ssl.quorum.trustStore.location": ca,
+                "sslQuorumReloadCertFiles": "true"}))
+        with Ensemble(["zkd", "zkd", "zkd"], extra=extras, name="qtls-rotate") as e:
+            e.start_all()
+            e.wait_quorum(timeout=60)
+            write_everywhere_and_read(e, "before")
+            for i in range(3):
+                for src, dst in (("stranger.pem", "m%d-key.pem"), ("other-ca.pem", "m%d-ca.pem")):
+                    tmp = os.path.join(work, "incoming")
+                    shutil.copy(os.path.join(certs, src), tmp)
+                    os.replace(tmp, os.path.join(work, dst % i))    # as a rotation tool would
+            deadline = time.monotonic() + 30
+            while not all("quorum certificates reloaded" in log_text(e, i) for i in range(3)):
+                assert time.monotonic() < deadline, "not every member reloaded its certificates"
+                time.sleep(0.1)
+            e.stop(2)
+            e.wait_quorum(timeout=60, members=[0, 1])
+            e.start(2)
+            e.wait_mode(2, timeout=60)
+            write_everywhere_and_read(e, "after")
+            e.wait_converged(timeout=60)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def write_everywhere_and_read_members(e, members):

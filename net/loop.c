@@ -131,6 +131,7 @@ struct net_conn {
 	bool seen_first;            /* the first 4 bytes were checked for a 4lw */
 	bool fourlw;                /* spoke a four-letter word: input is ignored */
 	bool ip_counted;            /* holds a slot in the per-IP counts */
+	bool secure_port;           /* accepted on the secure client port */
 	bool out_blocked;           /* a write hit EAGAIN: waiting for write_wants */
 	bool out_full;              /* OUT_HIGH unsent: reading stops until it drains */
 	bool on_flush, on_ready;    /* linked on io->flush / io->ready */
@@ -792,6 +793,7 @@ static void admit(struct io_thread *io, int fd, const struct sockaddr_storage *s
 		io->next_gen = 1;   /* generation 0 never names a connection */
 	c->state = ST_HANDSHAKE;
 	c->ip_counted = counted;
+	c->secure_port = slot == LST_TLS;
 	c->read_wants = CONN_WANT_READ;
 	c->write_wants = CONN_WANT_WRITE;
 	c->sock.wants = CONN_WANT_READ;
@@ -1534,7 +1536,7 @@ int net_conn_io_index(const struct net_conn *c) { return c->io->index; }
 void *net_conn_user(const struct net_conn *c) { return c->user; }
 void net_conn_set_user(struct net_conn *c, void *user) { c->user = user; }
 const char *net_conn_peer(const struct net_conn *c) { return c->peer; }
-bool net_conn_secure(const struct net_conn *c) { return c->sock.type == &conn_tls; }
+bool net_conn_secure(const struct net_conn *c) { return c->secure_port; }
 
 int net_conn_x509_subject(const struct net_conn *c, char *out, size_t cap)
 {

@@ -197,7 +197,9 @@ int net_conn_io_index(const struct net_conn *c);
 void *net_conn_user(const struct net_conn *c);
 void net_conn_set_user(struct net_conn *c, void *user);
 const char *net_conn_peer(const struct net_conn *c);   /* "127.0.0.1:53412" */
-/* True for a connection on the secure client port (TLS). */
+/* True for a connection accepted on the secure client port: what ZooKeeper
+ * keeps in its secure factory (TLS clients of a unified client port are in
+ * the plain one there, and not counted here either). */
 bool net_conn_secure(const struct net_conn *c);
 /* The subject of the client certificate the TLS handshake verified, as
  * Java's X500Principal.getName() writes it (RFC 2253; what ZooKeeper's x509

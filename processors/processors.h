@@ -234,6 +234,7 @@ void processors_delete_container(struct zk_state *st, const char *path, size_t l
  * (ZooKeeper's ServerCnxn.getConnectionInfo). Latencies in ms. */
 struct zk_conn_info {
 	const char *peer;               /* "ip:port"; valid during the callback only */
+	bool secure;                    /* came in on the secure client port */
 	int queued;
 	long recved, sent;
 	int64_t session_id;             /* 0 before the handshake */

@@ -56,6 +56,7 @@ struct client {
 	struct client *prev, *next;     /* registry for `cons` (registry_lock) */
 	struct net_conn *conn;
 	net_addr addr;                  /* immutable: registry readers may use it */
+	bool secure;                    /* immutable: on the secure client port */
 	struct zk_state *st;
 	enum client_state state;
 	int64_t session_id;
@@ -1251,6 +1252,7 @@ static void on_open(void *ctx, struct net_conn *c)
 	}
 	cl->conn = c;
 	cl->addr = net_conn_addr(c);
+	cl->secure = net_conn_secure(c);
 	cl->st = ctx;
 	cl->compact_at = 64;
 	cl->established_ms = wall_ms();
@@ -1423,6 +1425,7 @@ void processors_each_conn(void (*fn)(void *arg, const struct zk_conn_info *ci), 
 		long n = atomic_load(&cl->lat_count);
 		struct zk_conn_info ci = {
 			.peer = cl->peer,
+			.secure = cl->secure,
 			.queued = cl->in_flight,
 			.recved = atomic_load(&cl->recved),
 			.sent = atomic_load(&cl->sent),

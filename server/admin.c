@@ -187,20 +187,31 @@ static void conn_info(void *arg, const struct zk_conn_info *ci, bool brief)
 	json_obj_end(j);
 }
 
-static void conn_full(void *arg, const struct zk_conn_info *ci) { conn_info(arg, ci, false); }
-static void conn_brief(void *arg, const struct zk_conn_info *ci) { conn_info(arg, ci, true); }
+/* One list of `connections`: the plain factory's or the secure one's. */
+struct conn_list {
+	struct json *j;
+	bool secure, brief;
+};
 
-/* ZooKeeper keeps its TLS connections in a second factory and lists them
- * under secure_connections; zkd's connection registry does not tell them
- * apart, so all are under connections and secure_connections is empty. */
+static void conn_listed(void *arg, const struct zk_conn_info *ci)
+{
+	struct conn_list *l = arg;
+	if (ci->secure == l->secure)
+		conn_info(l->j, ci, l->brief);
+}
+
+/* ZooKeeper keeps the secure client port's connections in a second factory
+ * and lists them under secure_connections. */
 static void connections(struct json *j, bool brief)
 {
+	struct conn_list plain = { j, false, brief }, secure = { j, true, brief };
 	json_key(j, "connections");
 	json_arr_begin(j);
-	processors_each_conn(brief ? conn_brief : conn_full, j);
+	processors_each_conn(conn_listed, &plain);
 	json_arr_end(j);
 	json_key(j, "secure_connections");
 	json_arr_begin(j);
+	processors_each_conn(conn_listed, &secure);
 	json_arr_end(j);
 }
 

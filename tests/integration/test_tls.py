@@ -117,8 +117,10 @@ class PKI:
 class Zkd:
     def __init__(self, base, name, settings, plain=True, secure=True):
         """secure=False: no secureClientPort; tls_port is then the client
-        port (for a server that unifies them)."""
+        port (for a server that unifies them). Every server has an
+        AdminServer on admin_port."""
         self.dir = os.path.join(base, name)
+        self.admin_port = free_port()
         os.makedirs(os.path.join(self.dir, "data"))
         self.port = free_port() if plain else None
         self.tls_port = free_port() if secure else self.port
@@ -129,7 +131,8 @@ class Zkd:
                 f.write("clientPort=%d\nclientPortAddress=127.0.0.1\n" % self.port)
             if secure:
                 f.write("secureClientPort=%d\nsecureClientPortAddress=127.0.0.1\n" % self.tls_port)
-            f.write("maxClientCnxns=0\n4lw.commands.whitelist=*\nadmin.enableServer=false\n")
+            f.write("maxClientCnxns=0\n4lw.commands.whitelist=*\n")
+            f.write("admin.serverAddress=127.0.0.1\nadmin.serverPort=%d\n" % self.admin_port)
             f.write(settings)
         self.logpath = os.path.join(self.dir, "zkd.log")
         self.log = open(self.logpath, "w")
@@ -138,6 +141,13 @@ class Zkd:
     def log_text(self):
         with open(self.logpath, errors="replace") as f:
             return f.read()
+
+    def admin(self, command):
+        import json
+        import urllib.request
+        url = "http://127.0.0.1:%d/commands/%s" % (self.admin_port, command)
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return json.load(r)
 
     def wait_log(self, pattern, timeout=15.0, start=0):
         """The first log line matching pattern after offset start."""
@@ -387,6 +397,36 @@ def test_port_unification_serves_tls_plain_and_4lw_on_the_client_port(env):
             c.stop()
             c.close()
     srv.wait_log(r"authenticated as x509:" + re.escape(CLIENT_DN))
+
+
+def session_ids(conns):
+    return {c["session_id"] for c in conns}
+
+
+def test_admin_lists_secure_port_clients_under_secure_connections(env):
+    """ZooKeeper keeps the secure client port's connections in their own
+    factory: the AdminServer lists them under secure_connections. TLS
+    clients of a unified client port belong to the plain factory."""
+    pki = env["pki"]
+    from kazoo.client import KazooClient
+    srv = env["want"]
+    tls = kazoo(srv.tls_port, pki)
+    plain = KazooClient(hosts="127.0.0.1:%d" % srv.port, timeout=10)
+    plain.start(timeout=15)
+    uni = env["unified"]
+    uni_tls = kazoo(uni.port, pki)
+    try:
+        r = srv.admin("connections")
+        assert tls.client_id[0] in session_ids(r["secure_connections"]), r
+        assert tls.client_id[0] not in session_ids(r["connections"]), r
+        assert plain.client_id[0] in session_ids(r["connections"]), r
+        assert plain.client_id[0] not in session_ids(r["secure_connections"]), r
+        r = uni.admin("connections")
+        assert uni_tls.client_id[0] in session_ids(r["connections"]) and not r["secure_connections"], r
+    finally:
+        for c in (tls, plain, uni_tls):
+            c.stop()
+            c.close()
 
 
 def test_kazoo_over_tls13_and_over_tls12_with_java_suite_names(env):

@@ -41,6 +41,10 @@ struct zk_stats {
 	atomic_long lat_min_us;
 	atomic_long lat_max_us;
 	atomic_long reads, writes;      /* I/O threads */
+	/* ServerStats' client response sizes (I/O threads): every response but
+	 * the ConnectResponse, without its length prefix. Held plus one, so
+	 * that 0 is ZooKeeper's -1 (none yet); read through processors_response_sizes. */
+	atomic_long resp_last, resp_min, resp_max;
 	/* zkd-sync, per group commit: the fdatasync's time and the batch size */
 	atomic_long fsync_count, fsync_total_us, fsync_min_us, fsync_max_us;
 	atomic_long batch_count, batch_total, batch_min, batch_max;
@@ -248,6 +252,8 @@ struct zk_conn_info {
 /* Any thread: fn for each open client connection, under the registry's
  * lock (fn must not block or call back into processors/). */
 void processors_each_conn(void (*fn)(void *arg, const struct zk_conn_info *ci), void *arg);
+/* Any thread: the last, smallest and largest response size (-1 = none). */
+void processors_response_sizes(const struct zk_state *st, long *last, long *min, long *max);
 /* Any thread: zeroes every connection's counters and latencies (crst). */
 void processors_reset_conn_stats(void);
 

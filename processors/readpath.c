@@ -117,6 +117,23 @@ static void atomic_max(atomic_long *v, long x)
 		;
 }
 
+/* ServerStats.updateClientResponseSize (see zk_stats for the encoding). */
+static void note_response(struct client *cl, size_t len)
+{
+	struct zk_stats *s = &cl->st->stats;
+	long v = (long)len + 1;
+	atomic_store_explicit(&s->resp_last, v, memory_order_relaxed);
+	atomic_min(&s->resp_min, v);
+	atomic_max(&s->resp_max, v);
+}
+
+void processors_response_sizes(const struct zk_state *st, long *last, long *min, long *max)
+{
+	*last = atomic_load_explicit(&st->stats.resp_last, memory_order_relaxed) - 1;
+	*min = atomic_load_explicit(&st->stats.resp_min, memory_order_relaxed) - 1;
+	*max = atomic_load_explicit(&st->stats.resp_max, memory_order_relaxed) - 1;
+}
+
 static void count_reply(struct client *cl, int op, int64_t recv_ns, int64_t zxid, int32_t xid)
 {
 	long us = (long)((now_ns() - recv_ns) / 1000);
@@ -154,6 +171,7 @@ static void send_header_only(struct client *cl, int32_t xid, int64_t zxid, int e
 	struct rec_reply_header h = { xid, zxid, err };
 	rec_write_reply_header(w, &h);
 	net_frame_end(w, mark);
+	note_response(cl, 16);          /* xid, zxid, err */
 }
 
 static void send_connect_response(struct client *cl, bool valid, int timeout, bool old_client)
@@ -848,6 +866,7 @@ static void answer_read(struct client *cl, const struct rec_request_header *h, s
 	rec_write_reply_header(w, &rh);
 	w->len = end;
 	net_frame_end(w, mark);
+	note_response(cl, w->len - frame_at - 4);
 	events_around_reply(cl, w, frame_at, zxid);
 	atomic_fetch_add_explicit(&cl->st->stats.reads, 1, memory_order_relaxed);
 	count_reply(cl, h->type, recv, zxid, h->xid);
@@ -856,11 +875,13 @@ static void answer_read(struct client *cl, const struct rec_request_header *h, s
 static void send_event(struct client *cl, int type, struct jute_buf path)
 {
 	struct jute_writer *w = net_conn_out(cl->conn);
+	size_t start = w->len;
 	size_t mark = net_frame_begin(w);
 	struct rec_reply_header rh = { ZXID_NOTIFICATION, -1, 0 };
 	rec_write_reply_header(w, &rh);
 	rec_write_watcher_event(w, type, ZSTATE_SYNC_CONNECTED, (const char *)path.data, path.len);
 	net_frame_end(w, mark);
+	note_response(cl, w->len - start - 4);
 	net_count_sent_packet();
 	atomic_fetch_add_explicit(&cl->sent, 1, memory_order_relaxed);
 }
@@ -1357,6 +1378,8 @@ static void on_msg(void *ctx, struct net_conn *c, struct net_msg *m)
 		if (notify_pending(io))
 			notify_drain(io, &hold, on_event_delivered);
 		net_conn_send(c, r->reply, r->reply_len);
+		if (r->type != ZOP_CREATESESSION && r->reply_len >= 4)
+			note_response(cl, r->reply_len - 4);   /* ZooKeeper does not count the ConnectResponse */
 		notify_release(&hold, on_event_delivered);
 		cl->in_flight--;
 		count_reply(cl, r->type, r->recv_ns, r->txn.zxid ? r->txn.zxid : last_applied(cl), r->xid);
@@ -1469,6 +1492,9 @@ void processors_reset_stats(struct zk_state *st)
 	atomic_store(&st->stats.lat_total_us, 0);
 	atomic_store(&st->stats.lat_min_us, 0);
 	atomic_store(&st->stats.lat_max_us, 0);
+	atomic_store(&st->stats.resp_last, 0);
+	atomic_store(&st->stats.resp_min, 0);
+	atomic_store(&st->stats.resp_max, 0);
 	net_reset_packet_stats();
 	metrics_reset();
 }

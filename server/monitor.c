@@ -182,6 +182,11 @@ bool monitor_collect(struct zkd_server *srv, void (*emit)(void *arg, const struc
 	put_double(&e, "connection_drop_probability", 0.0);   /* zkd never sheds connections at random */
 	put_long(&e, "bytes_received_count", (long long)ns.bytes_received);
 	put_long(&e, "response_bytes", (long long)ns.bytes_sent);
+	long last, min, max;
+	processors_response_sizes(st, &last, &min, &max);
+	put_long(&e, "last_client_response_size", last);
+	put_long(&e, "max_client_response_size", max);
+	put_long(&e, "min_client_response_size", min);
 	metrics_each(registry_value, &e);
 	return true;
 }

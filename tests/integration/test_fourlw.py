@@ -19,6 +19,7 @@ import time
 import pytest
 from kazoo.client import KazooClient
 
+import zkraw
 from standalone import ZKD, ZkdServer
 from zkcli_tutorial import Oracle
 
@@ -34,9 +35,6 @@ ZKD_ONLY_MNTR = {"zk_read_requests", "zk_write_requests"}
 ZK_ONLY_MNTR = {
     "zk_non_mtls_remote_conn_count": "counts JVM X509 trust-manager outcomes",
     "zk_non_mtls_local_conn_count": "counts JVM X509 trust-manager outcomes",
-    "zk_last_client_response_size": "Netty response buffer sizing",
-    "zk_min_client_response_size": "Netty response buffer sizing",
-    "zk_max_client_response_size": "Netty response buffer sizing",
 }
 
 
@@ -230,6 +228,24 @@ def test_mntr_values_follow_the_scenario(pair):
     assert int(zkd["zk_ephemerals_count"]) == 1
     assert int(zkd["zk_watch_count"]) == 2
     assert int(zkd["zk_cnt_fsynctime"]) >= 1
+
+
+def test_client_response_sizes_are_counted_as_zookeeper_counts_them(pair):
+    """ServerStats.updateClientResponseSize: every response's length without
+    its prefix. After srst, the same three requests on both servers: a
+    create, a getData of 100 bytes (16 + 4 + 100 + 68 = 188) and an exists of
+    a missing node (a bare header, 16; as is any ping in between)."""
+    sizes = []
+    for addr in pair:
+        assert ask(addr, "srst") == "Server stats reset.\n"
+        with zkraw.ZKRaw(addr) as c:
+            assert c.call(zkraw.create("/response-size", b"x" * 100)).err == zkraw.OK
+            assert c.call(zkraw.get_data("/response-size")).err == zkraw.OK
+            assert c.call(zkraw.exists("/response-size-missing")).err == zkraw.NONODE
+        m = mntr_map(ask(addr, "mntr"))
+        sizes.append({k: int(m["zk_%s_client_response_size" % k]) for k in ("last", "min", "max")})
+    zk, zkd = sizes
+    assert zkd == zk == {"last": 16, "min": 16, "max": 188}, sizes
 
 
 def test_zktop_reads_zkd_like_zookeeper(pair):

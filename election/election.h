@@ -9,6 +9,8 @@
  *   learner.c          the follower's and observer's side of ZAB
  *   peer.c             the peer's life: LOOKING -> LEADING / FOLLOWING /
  *                      OBSERVING -> LOOKING ... (thread zkd-peer)
+ *   zabmetrics.c       ZooKeeper's ServerMetrics of the quorum (syncs,
+ *                      what learners receive, time unavailable)
  *
  * server/ fills a quorum_config from zoo.cfg (server.N lines, myid,
  * initLimit, syncLimit, ...) and calls quorum_start; election/ drives
@@ -138,9 +140,16 @@ void quorum_stop(struct quorum *q);
 int quorum_state(const struct quorum *q);
 int64_t quorum_leader(const struct quorum *q);
 
+/* Registers the quorum's metrics (zabmetrics.c) in the metrics registry
+ * (net/metrics.h). server/ calls it at start in every mode, standalone
+ * too, because ZooKeeper shows its ServerMetrics in every mode. */
+void quorum_metrics_register(void);
+
 /* What mntr shows of the ensemble (leader figures are 0 elsewhere). */
 struct quorum_stats {
 	char peer_state[48];        /* "leading - broadcast", "looking", ... as ZooKeeper */
+	int quorum_size;            /* voting members (every role) */
+	long long leader_uptime;    /* ms since this leader's NEWLEADER quorum; 0 before */
 	int learners;               /* connected learners */
 	int synced_followers;       /* followers past UPTODATE */
 	int synced_observers;

@@ -23,6 +23,17 @@
  * learner handler deciding how to sync all take it, so a learner joining
  * mid-stream gets every txn exactly once: those committed before it
  * registered from the committed log, those after from its queue.
+ *
+ * Metrics (ZooKeeper's LearnerHandler and Leader): diff_count / snap_count
+ * per sync chosen, revalidate_count, leader_uptime (env->leader_since_ms),
+ * and per learner, keyed by its sid, learner_handler_qp_size and
+ * learner_handler_qp_time_ms. ZooKeeper's sender takes one packet at a time
+ * and records the queue left behind it, and times a marker packet queued
+ * every 1000; zkd's sender takes the whole queue at once, so it records,
+ * per take, how many packets the queue held and how long the oldest of
+ * them waited. Both are recorded by the sender, off Proposal's and
+ * Commit's way; a producer only counts packets and stamps the time when it
+ * finds the queue empty, under the qlock it takes anyway.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -61,6 +72,11 @@ struct lh {                          /* one learner connection */
 	pthread_cond_t qcond;
 	struct jute_writer q;
 	bool dead;                       /* qlock */
+	int q_packets;                   /* qlock: packets in q */
+	int64_t q_since_ns;              /* qlock: when q last became non-empty */
+	/* learner_handler_qp_size / _qp_time_ms of this sid: set by the reader
+	 * before it starts the sender, which records them */
+	struct metric_summary *qp_size, *qp_time;
 	atomic_llong last_heard_ms;      /* reader writes, peer thread reads */
 	/* under ld->lock: */
 	enum lh_phase phase;
@@ -103,6 +119,7 @@ struct leader {
 	struct entry *outstanding; int n_out, cap_out;       /* proposed, not committed */
 	struct entry committed[COMMITTED_LOG_MAX]; int c_head, c_n;  /* ring */
 	struct zab_ops ops;
+	const struct zab_metrics *metrics;
 };
 
 static int64_t now_ms(void)
@@ -137,11 +154,15 @@ static bool add_sid(int64_t *v, int *n, int64_t sid)
 
 /* ---- learner queues -------------------------------------------------------------- */
 
-static void lh_queue(struct lh *h, const uint8_t *p, size_t len)
+/* p holds n whole packets. */
+static void lh_queue(struct lh *h, const uint8_t *p, size_t len, int n)
 {
 	pthread_mutex_lock(&h->qlock);
 	if (!h->dead) {
+		if (h->q_packets == 0)
+			h->q_since_ns = metrics_now_ns();
 		jute_write_raw(&h->q, p, len);
+		h->q_packets += n;
 		pthread_cond_signal(&h->qcond);
 	}
 	pthread_mutex_unlock(&h->qlock);
@@ -152,7 +173,7 @@ static void lh_queue_packet(struct lh *h, int32_t type, int64_t zxid, const void
 	struct jute_writer w;
 	jute_writer_init(&w, 64 + (len > 0 ? (size_t)len : 0));
 	qp_write(&w, type, zxid, data, len, NULL, 0);
-	lh_queue(h, w.buf, w.len);
+	lh_queue(h, w.buf, w.len, 1);
 	jute_writer_free(&w);
 }
 
@@ -185,7 +206,12 @@ static void *sender_main(void *arg)
 		h->q = out;
 		h->q.len = 0;
 		out = t;
+		int n = h->q_packets;
+		int64_t since = h->q_since_ns;
+		h->q_packets = 0;
 		pthread_mutex_unlock(&h->qlock);
+		metric_observe(h->qp_size, n);
+		metric_observe(h->qp_time, (metrics_now_ns() - since) / 1000);
 		if (qp_send_all(h->fd, h->tls, out.buf, out.len) != 0) {
 			log_warn("learner %" PRId64 ": send failed: %s; dropping it", h->sid, strerror(errno));
 			lh_kill(h);
@@ -304,7 +330,7 @@ static void hook_propose(void *ctx, struct zreq **v, int n)
 	}
 	for (struct lh *h = ld->learners; h; h = h->next)
 		if (h->forwarding && !h->observer)
-			lh_queue(h, w.buf, w.len);
+			lh_queue(h, w.buf, w.len, n);
 	pthread_mutex_unlock(&ld->lock);
 	jute_writer_free(&w);
 }
@@ -338,9 +364,9 @@ static void hook_commit(void *ctx, struct zreq **v, int n)
 		if (!h->forwarding)
 			continue;
 		if (h->observer)
-			lh_queue(h, informs.buf, informs.len);
+			lh_queue(h, informs.buf, informs.len, n);
 		else
-			lh_queue(h, commits.buf, commits.len);
+			lh_queue(h, commits.buf, commits.len, n);
 	}
 	pthread_mutex_unlock(&ld->lock);
 	jute_writer_free(&commits);
@@ -438,6 +464,7 @@ static int plan_sync(struct lh *h, int64_t peer_zxid, int64_t *snap_zxid, struct
 	int64_t maxc = ld->c_n ? committed_at(ld, ld->c_n - 1)->zxid : last;
 	bool new_epoch_zxid = (peer_zxid & 0xffffffffLL) == 0;
 	bool snap = false;
+	const struct zab_metrics *zm = ld->metrics;
 	if (peer_zxid == last) {
 		log_info("learner %" PRId64 ": in sync at 0x%" PRIx64 ": DIFF", h->sid, (uint64_t)peer_zxid);
 		lh_queue_packet(h, QP_DIFF, last, NULL, -1);
@@ -470,11 +497,15 @@ static int plan_sync(struct lh *h, int64_t peer_zxid, int64_t *snap_zxid, struct
 	} else {
 		snap = true;
 		*snap_zxid = last;
+		/* counted even if the snapshot fails, as ZooKeeper counts it */
+		metric_inc(zm->snap_count);
 		log_info("learner %" PRId64 ": at 0x%" PRIx64 ", leader at 0x%" PRIx64 ": SNAP", h->sid,
 			 (uint64_t)peer_zxid, (uint64_t)last);
 		if (take_snapshot(h, last, snap_out) != 0)
 			return -1;
 	}
+	if (!snap)
+		metric_inc(zm->diff_count);
 	/* startForwarding: what is proposed but not committed yet, then all new */
 	for (int i = 0; i < ld->n_out; i++)
 		if (!h->observer)
@@ -495,6 +526,7 @@ static void handle_ping(struct lh *h, const struct qpacket *p)
 
 static void handle_revalidate(struct lh *h, const struct qpacket *p)
 {
+	metric_inc(h->ld->metrics->revalidate_count);
 	if (p->len < 12)
 		return;
 	int64_t id = qp_get_long(p->data);
@@ -530,6 +562,17 @@ static int discovery(struct lh *h, struct qstream *in, int64_t *peer_zxid)
 	}
 	log_info("learner %" PRId64 ": connected as %s, accepted epoch %" PRId64, h->sid,
 		 h->observer ? "observer" : "follower", accepted);
+	/* ZooKeeper's summary sets, keyed by sid; a learner that comes back
+	 * finds its series (registration is cold: once per connection) */
+	char key[24];
+	snprintf(key, sizeof key, "%" PRId64, h->sid);
+	h->qp_size = metrics_summary_l("learner_handler_qp_size",
+				       "Leader: packets a learner's send queue held when its sender took them",
+				       METRIC_BASIC, METRIC_UNIT, "key", key);
+	h->qp_time = metrics_summary_l("learner_handler_qp_time_ms",
+				       "Leader: time the oldest packet of a learner's send queue waited for its "
+				       "sender (ms)",
+				       METRIC_ADVANCED, METRIC_US_AS_MS, "key", key);
 
 	/* getEpochToPropose: one epoch past every epoch a quorum accepted */
 	pthread_mutex_lock(&ld->lock);
@@ -900,6 +943,8 @@ static int establish(struct leader *ld)
 	}
 	if (zab_set_current_epoch(env, epoch) != 0)
 		return -1;
+	/* ZooKeeper's leaderStartTime: set as the leader starts serving */
+	atomic_store(&env->leader_since_ms, now_ms());
 	env->epoch_established(env, epoch);
 	processors_sessions_touch_all(env->st, env->track);
 	pthread_mutex_lock(&ld->lock);
@@ -917,6 +962,8 @@ void leader_run(struct zab_env *env)
 	if (!ld)
 		return;
 	ld->env = env;
+	ld->metrics = zab_metrics();
+	atomic_store(&env->leader_since_ms, 0);
 	pthread_mutex_init(&ld->list_lock, NULL);
 	atomic_store(&env->learners, 0);
 	atomic_store(&env->synced_followers, 0);
@@ -971,6 +1018,7 @@ void leader_run(struct zab_env *env)
 		}
 	}
 	/* teardown: no client may write on, then every thread goes */
+	atomic_store(&env->leader_since_ms, 0);
 	env->role_lost(env);
 	atomic_store(&env->st->serving, false);
 	processors_close_all_clients("the leader steps down");

@@ -18,6 +18,13 @@
  * ACK of NEWLEADER, and that ACK means "everything before NEWLEADER is on
  * disk". So ACKs of txns are held back until then, and the NEWLEADER ACK
  * waits for a marker to come out of Sync behind those txns.
+ *
+ * Metrics (ZooKeeper's Follower and Observer): the sync's duration, and in
+ * broadcast only (ZooKeeper counts in processPacket, which the sync does
+ * not use) the PROPOSALs and COMMITs (observer: INFORMs) received and each
+ * PROPOSAL's latency from the leader's stamp in its txn header. That
+ * latency compares two servers' wall clocks, as ZooKeeper's does; a
+ * negative one (clock skew) is left out.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -53,12 +60,21 @@ struct learner {
 	struct qpacket *pre;
 	int n_pre, cap_pre;
 	bool before_newleader;
+	bool broadcasting;              /* peer thread: past UPTODATE */
+	const struct zab_metrics *metrics;
 };
 
 static int64_t now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -345,11 +361,24 @@ static int dispatch(struct learner *l, const struct qpacket *p)
 	case QP_PROPOSAL:
 		if (l->observer)
 			return 0;
+		if (l->broadcasting) {
+			metric_inc(l->metrics->proposal_received);
+			/* TxnHeader: clientId, cxid, zxid, then time (ms) */
+			if (p->len >= 28) {
+				int64_t lat = wall_ms() - qp_get_long(p->data + 20);
+				if (lat >= 0)
+					metric_observe(l->metrics->proposal_latency, lat);
+			}
+		}
 		return processors_zab_txn(st, p->data, p->len > 0 ? (size_t)p->len : 0) == 0 ? 0 : -1;
 	case QP_COMMIT:
+		if (l->broadcasting && !l->observer)
+			metric_inc(l->metrics->commit_received);
 		processors_zab_commit(p->zxid);
 		return 0;
 	case QP_INFORM:
+		if (l->broadcasting)
+			metric_inc(l->metrics->commit_received);
 		if (processors_zab_txn(st, p->data, p->len > 0 ? (size_t)p->len : 0) != 0)
 			return -1;
 		processors_zab_commit(p->zxid);
@@ -442,6 +471,7 @@ void learner_run(struct zab_env *env, int64_t leader_sid, bool observer)
 	l->observer = observer;
 	l->fd = -1;
 	l->before_newleader = true;
+	l->metrics = zab_metrics();
 	pthread_mutex_init(&l->wlock, NULL);
 	pthread_mutex_init(&l->mlock, NULL);
 	pthread_cond_init(&l->mcond, NULL);
@@ -453,8 +483,14 @@ void learner_run(struct zab_env *env, int64_t leader_sid, bool observer)
 	atomic_store(&env->learner_fd, l->fd);
 	qstream_init(in, l->fd, env->cfg->tick_time * env->cfg->init_limit, env->max_packet);
 	in->tls = l->tls;
-	if (register_with_leader(l, in, &new_epoch) != 0 || sync_with_leader(l, in, new_epoch) != 0)
+	if (register_with_leader(l, in, &new_epoch) != 0)
 		goto out;
+	int64_t sync_start = now_ms();
+	if (sync_with_leader(l, in, new_epoch) != 0)
+		goto out;
+	metric_observe(observer ? l->metrics->observer_sync_time : l->metrics->follower_sync_time,
+		       now_ms() - sync_start);
+	l->broadcasting = true;
 	pthread_mutex_lock(&env->rv_lock);
 	env->learner = l;
 	pthread_mutex_unlock(&env->rv_lock);

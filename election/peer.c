@@ -14,6 +14,12 @@
  * The tree and session table are swapped by pointer, and the old ones are
  * freed after synchronize_rcu: the I/O threads (4lw), the tracker and the
  * reaper only look at them inside read-side sections.
+ *
+ * ZooKeeper's unavailable_time runs, like its QuorumPeer's, from the top of
+ * the first peer loop after the server last broadcast (or started) until it
+ * broadcasts again (epoch_established), so a sync that fails and sends the
+ * peer back to LOOKING does not restart the clock; leader_unavailable_time
+ * is the same figure, recorded only when the server comes back leading.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -53,6 +59,7 @@ struct quorum {
 	bool ro_started;
 	atomic_llong leader;            /* sid of the current leader, 0 = none */
 	struct fle_vote vote;           /* the peer thread's: the vote decided last */
+	int64_t unavailable_since;      /* peer thread: monotonic ms, 0 = broadcasting */
 };
 
 /* ---- the state on disk and in memory --------------------------------------------- */
@@ -361,6 +368,14 @@ static const char *state_word(int state)
 static void epoch_established(struct zab_env *env, int64_t epoch)
 {
 	struct quorum *q = env->peer;
+	if (q->unavailable_since) {
+		const struct zab_metrics *zm = zab_metrics();
+		int64_t took = mono_now() - q->unavailable_since;
+		metric_observe(zm->unavailable_time, took);
+		if (atomic_load(&q->state) == PEER_LEADING)
+			metric_observe(zm->leader_unavailable_time, took);
+		q->unavailable_since = 0;
+	}
 	q->vote.peer_epoch = epoch;
 	fle_set_state(q->fle, atomic_load(&q->state), &q->vote);
 	/* the leader and the learner serve clients right after this */
@@ -383,6 +398,8 @@ static void *peer_main(void *arg)
 	const struct quorum_member *me = quorum_member(&q->cfg, q->cfg.myid);
 	bool observer = me && me->observer;
 	while (!atomic_load(&q->stop)) {
+		if (!q->unavailable_since)
+			q->unavailable_since = mono_now();
 		if (atomic_load(&q->state) != PEER_LOOKING)
 			set_looking(q);
 		atomic_store(&q->leader, 0);
@@ -451,6 +468,7 @@ struct quorum *quorum_start(const struct quorum_config *cfg, struct zk_state *st
 	looking_count = metrics_counter("looking_count", "Times this server started looking for a leader");
 	election_time = metrics_summary("election_time", "Time from looking to knowing the leader (ms)", METRIC_BASIC,
 					METRIC_UNIT);
+	quorum_metrics_register();
 	struct quorum *q = calloc(1, sizeof *q);
 	if (!q) {
 		snprintf(err, errlen, "out of memory");
@@ -556,8 +574,11 @@ void quorum_get_stats(const struct quorum *cq, struct quorum_stats *out)
 	const char *phase = state == PEER_LOOKING ? "" :
 			    atomic_load(&e->st->serving) ? " - broadcast" : " - synchronization";
 	snprintf(out->peer_state, sizeof out->peer_state, "%s%s", names[state & 3], phase);
+	out->quorum_size = quorum_voters(&q->cfg);
 	if (state != PEER_LEADING)
 		return;
+	int64_t since = atomic_load(&e->leader_since_ms);
+	out->leader_uptime = since ? mono_now() - since : 0;
 	out->learners = atomic_load(&e->learners);
 	out->synced_followers = atomic_load(&e->synced_followers);
 	out->synced_observers = atomic_load(&e->synced_observers);

@@ -1,6 +1,7 @@
 /*
  * zab.h - what the peer thread (peer.c) shares with the leader (leader.c)
- * and learner (learner.c) sides of ZAB (internal to election/).
+ * and learner (learner.c) sides of ZAB, and the metrics they record
+ * (zabmetrics.c) (internal to election/).
  */
 #ifndef ZKD_ELECTION_ZAB_H
 #define ZKD_ELECTION_ZAB_H
@@ -11,6 +12,7 @@
 #include <stdint.h>
 
 #include "election.h"
+#include "net/metrics.h"
 #include "processors/processors.h"
 #include "qpacket.h"
 
@@ -35,6 +37,10 @@ struct zab_env {
 	/* for mntr: the leader's threads write, 4lw readers read */
 	atomic_int learners, synced_followers, synced_observers, pending_syncs;
 	atomic_long last_proposal_size, min_proposal_size, max_proposal_size;
+	/* monotonic ms when this server began to serve as the leader (its
+	 * NEWLEADER quorum), 0 while it is not one: leader_uptime. The peer
+	 * thread writes, 4lw readers read. */
+	atomic_llong leader_since_ms;
 	/* the running learner, for the I/O threads' revalidations: learner.c
 	 * sets and clears it under rv_lock */
 	pthread_mutex_t rv_lock;
@@ -49,6 +55,30 @@ struct zab_env {
 	bool dirty;
 	int64_t snap_pending;
 };
+
+/* ZooKeeper's ServerMetrics of the quorum (zabmetrics.c), shown in every
+ * role from the start. Recorded by:
+ *   diff_count, snap_count       leader.c, a learner handler choosing its sync
+ *                                (TRUNC counts as a DIFF, as in ZooKeeper)
+ *   revalidate_count             leader.c, per REVALIDATE a learner sends
+ *   follower_sync_time,          learner.c: ACKEPOCH sent to UPTODATE taken
+ *   observer_sync_time
+ *   proposal_latency             learner.c (follower): the txn header's time,
+ *                                stamped by the leader's Prep, to now
+ *   learner_proposal_received_count,
+ *   learner_commit_received_count learner.c, broadcast packets only (those of
+ *                                the sync are not counted, as in ZooKeeper)
+ *   unavailable_time,            peer.c: from the top of the peer loop that
+ *   leader_unavailable_time      left broadcast (or the first) to broadcast
+ *                                again; the second only when leading */
+struct zab_metrics {
+	struct metric_counter *diff_count, *snap_count, *revalidate_count;
+	struct metric_summary *follower_sync_time, *observer_sync_time, *proposal_latency;
+	struct metric_counter *proposal_received, *commit_received;
+	struct metric_summary *unavailable_time, *leader_unavailable_time;
+};
+/* Registers them the first time (any thread); never NULL. */
+const struct zab_metrics *zab_metrics(void);
 
 static inline int64_t zxid_epoch(int64_t zxid) { return (int64_t)((uint64_t)zxid >> 32); }
 static inline int64_t zxid_make(int64_t epoch, int64_t counter) { return (int64_t)((uint64_t)epoch << 32 | (uint32_t)counter); }

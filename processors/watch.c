@@ -20,6 +20,12 @@
  * Events travel in a wfcqueue per I/O thread: Final is the producer (any
  * thread could be), the I/O thread the one consumer; Final rings a thread
  * with an empty net_post (a kick) once per batch, not once per event.
+ *
+ * ZooKeeper's node_{created,deleted,changed,children}_watch_count: one
+ * observation per trigger that reached anyone, of how many distinct
+ * watchers it reached, suppressed ones included (ZooKeeper counts the set
+ * it collected before leaving those out). A delete triggers both managers,
+ * so it may record twice, as ZooKeeper's does.
  */
 #include "watch.h"
 
@@ -32,6 +38,7 @@
 #include <urcu/wfcqueue.h>
 
 #include "net/log.h"
+#include "net/metrics.h"
 #include "net/tsan.h"
 #include "net/records.h"
 #include "request.h"
@@ -66,8 +73,21 @@ struct manager {
 
 static struct manager managers[2];
 
+/* Registered by watches_init, recorded by Final; by event type (ZEV_*). */
+static struct metric_summary *fired[ZEV_CHILDREN_CHANGED + 1];
+
 void watches_init(void)
 {
+	fired[ZEV_CREATED] = metrics_summary("node_created_watch_count",
+					     "Watchers one NodeCreated event reached", METRIC_BASIC, METRIC_UNIT);
+	fired[ZEV_DELETED] = metrics_summary("node_deleted_watch_count",
+					     "Watchers one NodeDeleted event reached", METRIC_BASIC, METRIC_UNIT);
+	fired[ZEV_DATA_CHANGED] = metrics_summary("node_changed_watch_count",
+						  "Watchers one NodeDataChanged event reached", METRIC_BASIC,
+						  METRIC_UNIT);
+	fired[ZEV_CHILDREN_CHANGED] = metrics_summary("node_children_watch_count",
+						      "Watchers one NodeChildrenChanged event reached", METRIC_BASIC,
+						      METRIC_UNIT);
 	for (int k = 0; k < 2; k++) {
 		for (int i = 0; i < STRIPES; i++) {
 			struct stripe *s = &managers[k].stripes[i];
@@ -397,6 +417,8 @@ void watch_trigger(const struct watch_locks *held, int kind, const char *path, s
 			l = plen;
 		}
 	}
+	if (found.n && type >= ZEV_CREATED && type <= ZEV_CHILDREN_CHANGED && fired[type])
+		metric_observe(fired[type], found.n);
 	for (int i = 0; i < found.n; i++)
 		if (!hits_contains(suppress, found.v[i]))
 			hits_add(hits, found.v[i]);

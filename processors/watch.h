@@ -66,7 +66,8 @@ void hits_free(struct watch_hits *h);
 /* (Final) Collects into hits the watchers of `kind` that an event of `type`
  * on path reaches, leaving out those in `suppress`; one-shot watches fire
  * once and are gone, persistent ones stay, recursive ones on any ancestor
- * fire for everything but NodeChildrenChanged (ZooKeeper's triggerWatch). */
+ * fire for everything but NodeChildrenChanged (ZooKeeper's triggerWatch,
+ * and like it records how many it reached: node_*_watch_count). */
 void watch_trigger(const struct watch_locks *held, int kind, const char *path, size_t len, int type,
 		   struct watch_hits *hits, const struct watch_hits *suppress);
 

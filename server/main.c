@@ -422,6 +422,7 @@ static int start(struct zkd_server *srv)
 		return -1;
 	}
 	st->on_session_created = tracker_add;
+	quorum_metrics_register();   /* ZooKeeper shows them standalone too, at 0 */
 	bool ensemble = config_is_distributed(cfg);
 	if (ensemble) {
 		/* the peer thread runs the pipeline in the role it is elected to

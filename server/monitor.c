@@ -126,8 +126,12 @@ static void quorum_values(struct emitter *e, struct zkd_server *srv)
 	struct quorum_stats q;
 	quorum_get_stats(srv->quorum, &q);
 	put_string(e, "peer_state", q.peer_state);
+	/* ZooKeeper's QuorumZooKeeperServer gauge: every quorum role, never
+	 * standalone */
+	put_long(e, "quorum_size", q.quorum_size);
 	if (quorum_state(srv->quorum) != PEER_LEADING)
 		return;
+	put_long(e, "leader_uptime", q.leader_uptime);
 	put_long(e, "learners", q.learners);
 	put_long(e, "followers", q.learners);
 	put_long(e, "synced_followers", q.synced_followers);

@@ -56,6 +56,7 @@ static const struct {
 	{ "read_requests", "Read requests received" },
 	{ "write_requests", "Write requests received" },
 	{ "quorum_size", "Voting members of the ensemble" },
+	{ "leader_uptime", "Time since this server began to serve as the leader (ms)" },
 	{ "synced_followers", "Followers in sync with this leader" },
 	{ "synced_observers", "Observers in sync with this leader" },
 	{ "pending_syncs", "Learners this leader is syncing" },

@@ -340,6 +340,7 @@ if [[ -n "${ZKD_PID:-}" ]]; then
   pytest_suite fourlw test_fourlw.py    # every four-letter word, shaped like ZooKeeper 3.8's answers (oracle)
   pytest_suite limits test_limits.py    # maxClientCnxns, unread replies, globalOutstandingLimit, logged reasons
   pytest_suite metrics test_metrics.py  # Prometheus /metrics (metricsProvider.*), parsed by prometheus_client
+  pytest_suite ensemble-metrics test_ensemble_metrics.py  # ZooKeeper's quorum and watch metrics in mntr (ZooKeeper 3.8 as oracle)
   pytest_suite crash test_crash.py      # kill -9, torn/corrupt logs, disk full, zkd-dump (needs zkd-dump beside $ZKD)
   # ensembles on loopback: all zkd, and mixed with Apache ZooKeeper 3.8
   ENSEMBLE_KINDS="${ENSEMBLE_KINDS:-zkd,zkd,zkd;zkd,zkd,zk;zkd,zk,zk}" pytest_suite ensemble test_ensemble.py

@@ -246,6 +246,23 @@ int txnlog_sync(struct txnlog *l)
 	return 0;
 }
 
+/* A file that takes no more appends gives back the preallocation it did
+ * not use: the blocks are released and the file keeps its size, so it
+ * reads as before (zeros after the last record) and looks as ZooKeeper's
+ * own sparse padding leaves its files. Without this a small snapCount, which
+ * rolls the log every few dozen txns, leaves a whole preallocation chunk of
+ * disk per file. Only disk space is at stake, so a failure is logged, not
+ * fatal. */
+static void release_unused(struct txnlog *l)
+{
+	if (l->fd < 0 || l->file_size <= l->file_off)
+		return;
+	if (fio_fallocate(l->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)l->file_off,
+			  (off_t)(l->file_size - l->file_off)) != 0)
+		log_debug("txn log %s/%s: the unused preallocation stays allocated: %s", l->vdir, l->name,
+			  strerror(errno));
+}
+
 int txnlog_roll(struct txnlog *l)
 {
 	if (l->failed)
@@ -254,6 +271,7 @@ int txnlog_roll(struct txnlog *l)
 		return 0;
 	if (txnlog_sync(l) != 0)
 		return -1;
+	release_unused(l);
 	int fd = l->fd;
 	l->fd = -1;
 	if (fio_close(fd) != 0)
@@ -269,6 +287,8 @@ int txnlog_close(struct txnlog *l)
 	int rc = 0;
 	if (!l->failed && l->fd >= 0)
 		rc = txnlog_sync(l);
+	if (rc == 0 && !l->failed)
+		release_unused(l);      /* the next start begins a new file */
 	if (l->fd >= 0 && fio_close(l->fd) != 0 && !l->failed)
 		rc = fail(l, "close failed", errno);
 	if (l->failed)

@@ -945,6 +945,33 @@ static void append_range(struct txnlog *l, int64_t a, int64_t b)
 	}
 }
 
+/* A small snapCount rolls the log every few dozen txns; each closed file
+ * used to keep a whole preallocated chunk of disk (64 MiB by default). */
+Test(txnlog, regression_a_rolled_or_closed_file_gives_back_its_unused_preallocation)
+{
+	const int64_t chunk = 8 << 20;
+	char err[512];
+	struct txnlog *l = txnlog_open(dir, chunk, true, err, sizeof err);
+	cr_assert_not_null(l, "%s", err);
+	append_range(l, 1, 5);
+	cr_assert_eq(txnlog_roll(l), 0, "%s", txnlog_error(l));
+	append_range(l, 6, 10);
+	cr_assert_eq(txnlog_close(l), 0);
+	for (int i = 0; i < 2; i++) {
+		struct stat st;
+		const char *name = i == 0 ? "log.1" : "log.6";
+		cr_assert_eq(stat(vpath(name), &st), 0);
+		cr_assert_eq(st.st_size, chunk, "%s keeps its size as ZooKeeper's padding does", name);
+		cr_assert_lt((long long)st.st_blocks * 512, 1 << 20, "%s still holds %lld bytes of disk", name,
+			     (long long)st.st_blocks * 512);
+	}
+	struct collected c;
+	int64_t last;
+	cr_assert_eq(replay(0, &c, &last, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(c.n, 10);
+	cr_assert_eq(last, 10);
+}
+
 Test(txnlog, failed_write_is_not_durable)
 {
 	struct txnlog *l = log_with(5, 1 << 20);

@@ -173,13 +173,6 @@ struct cnxmgr {
 
 /* ---- small helpers ------------------------------------------------------- */
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void put_be32(uint8_t *p, uint32_t v)
 {
 	p[0] = (uint8_t)(v >> 24);
@@ -675,7 +668,7 @@ static void on_connected(struct cnxmgr *cm, struct cnx_conn *c)
 	}
 	if (p->sid > cm->cfg->myid) {
 		c->st = CONN_HELLO;
-		c->deadline = now_ms() + CNX_CONNECT_TIMEOUT_MS;
+		c->deadline = quorum_now_ms() + CNX_CONNECT_TIMEOUT_MS;
 		p->failures = 0;
 	} else {
 		conn_attach(cm, c, p);
@@ -755,7 +748,7 @@ static void tls_step(struct cnxmgr *cm, struct cnx_conn *c)
 		on_connected(cm, c);
 	} else {
 		c->st = CONN_HANDSHAKE;
-		c->deadline = now_ms() + cm->socket_timeout_ms;
+		c->deadline = quorum_now_ms() + cm->socket_timeout_ms;
 		conn_read(cm, c);      /* the handshake may have come with the last flight */
 	}
 }
@@ -779,7 +772,7 @@ static void on_tcp_connected(struct cnxmgr *cm, struct cnx_conn *c)
 		return;
 	}
 	c->st = CONN_TLS;
-	c->deadline = now_ms() + CNX_CONNECT_TIMEOUT_MS;
+	c->deadline = quorum_now_ms() + CNX_CONNECT_TIMEOUT_MS;
 	tls_step(cm, c);
 }
 
@@ -820,7 +813,7 @@ static void connect_one(struct cnxmgr *cm, struct cnx_peer *p)
 	if (r == 0) {
 		on_tcp_connected(cm, c);
 	} else if (errno == EINPROGRESS) {
-		c->deadline = now_ms() + CNX_CONNECT_TIMEOUT_MS;
+		c->deadline = quorum_now_ms() + CNX_CONNECT_TIMEOUT_MS;
 	} else {
 		int err = errno;
 		conn_close(cm, c, LOG_DEBUG, NULL);
@@ -1103,7 +1096,7 @@ static void accept_all(struct cnxmgr *cm)
 				 * report it again at once, so look away for a while */
 				log_warn("election: accept failed: %s; not accepting for %d ms", strerror(errno),
 					 CNX_ACCEPT_PAUSE_MS);
-				cm->accept_paused_until = now_ms() + CNX_ACCEPT_PAUSE_MS;
+				cm->accept_paused_until = quorum_now_ms() + CNX_ACCEPT_PAUSE_MS;
 			}
 			return;
 		}
@@ -1117,7 +1110,7 @@ static void accept_all(struct cnxmgr *cm)
 		}
 		set_nodelay(fd);
 		snprintf(c->remote, sizeof c->remote, "%s", remote);
-		c->deadline = now_ms() + cm->socket_timeout_ms;
+		c->deadline = quorum_now_ms() + cm->socket_timeout_ms;
 		if (cm->cfg->port_unification)
 			c->st = CONN_SNIFF;
 		else if (cm->cfg->ssl_quorum)
@@ -1229,7 +1222,7 @@ static void check_lookups(struct cnxmgr *cm)
 
 static void expire(struct cnxmgr *cm)
 {
-	int64_t now = now_ms();
+	int64_t now = quorum_now_ms();
 	for (int i = 0; i < CNX_MAX_CONNS; i++) {
 		struct cnx_conn *c = &cm->conns[i];
 		if (c->st == CONN_FREE || !c->deadline || now < c->deadline)
@@ -1250,7 +1243,7 @@ static void expire(struct cnxmgr *cm)
 
 static int next_timeout(const struct cnxmgr *cm)
 {
-	int64_t now = now_ms(), t = -1;
+	int64_t now = quorum_now_ms(), t = -1;
 	if (cm->accept_paused_until)
 		t = cm->accept_paused_until > now ? cm->accept_paused_until - now : 0;
 	for (int i = 0; i < CNX_MAX_CONNS; i++) {
@@ -1272,7 +1265,7 @@ void cnx_run(struct cnxmgr *cm)
 		bool any_pending = false;
 		int n = 0;
 		pfd[n++] = (struct pollfd){ .fd = cm->wake_fd, .events = POLLIN };
-		if (cm->accept_paused_until && now_ms() >= cm->accept_paused_until)
+		if (cm->accept_paused_until && quorum_now_ms() >= cm->accept_paused_until)
 			cm->accept_paused_until = 0;
 		/* a negative fd is ignored by poll: the listener while paused */
 		pfd[n++] = (struct pollfd){ .fd = cm->accept_paused_until ? -1 : cm->listen_fd, .events = POLLIN };

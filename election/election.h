@@ -87,6 +87,9 @@ struct quorum_config {
 	struct qtls_ctx *tls_ctx;
 };
 
+/* Monotonic milliseconds: the one clock of every timer and deadline in
+ * election/ (quorum.c). */
+int64_t quorum_now_ms(void);
 /* The member with id sid, or NULL. */
 const struct quorum_member *quorum_member(const struct quorum_config *c, int64_t sid);
 /* Voting members (participants). */

@@ -261,13 +261,6 @@ static const char *state_name(int32_t s)
 	}
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Index of sid in cfg.members, or -1. */
 static int member_index(const struct fle *f, int64_t sid)
 {
@@ -635,7 +628,7 @@ int fle_lookup(struct fle *f, int64_t last_zxid, int64_t current_epoch, struct f
 	e->init_id = f->voter ? f->cfg.myid : INT64_MIN;
 	e->init_zxid = f->voter ? last_zxid : INT64_MIN;
 	e->init_epoch = f->voter ? current_epoch : INT64_MIN;
-	int64_t start = now_ms();
+	int64_t start = quorum_now_ms();
 	pthread_mutex_lock(&f->mu);
 	if (f->stopping) {
 		pthread_mutex_unlock(&f->mu);
@@ -664,7 +657,7 @@ int fle_lookup(struct fle *f, int64_t last_zxid, int64_t current_epoch, struct f
 		log_info("election: sid %lld %s: leader sid %lld, zxid 0x%llx, peer epoch 0x%llx, round 0x%llx "
 			 "(%lld ms)", (long long)f->cfg.myid, state_name(out->state), (long long)out->leader,
 			 (unsigned long long)out->zxid, (unsigned long long)out->peer_epoch,
-			 (unsigned long long)out->election_epoch, (long long)(now_ms() - start));
+			 (unsigned long long)out->election_epoch, (long long)(quorum_now_ms() - start));
 	else
 		log_info("election: sid %lld stopped while LOOKING", (long long)f->cfg.myid);
 	/* the last touch of f: fle_stop may free it as soon as we are counted out */

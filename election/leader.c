@@ -122,13 +122,6 @@ struct leader {
 	const struct zab_metrics *metrics;
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void deadline_ts(struct timespec *ts, int64_t deadline_mono_ms)
 {
 	/* the condition variables use CLOCK_MONOTONIC (leader_run) */
@@ -407,21 +400,21 @@ static bool stop_asked(const struct leader *ld)
 static void wait_slice(struct leader *ld, int64_t deadline)
 {
 	struct timespec ts;
-	int64_t slice = now_ms() + STOP_POLL_MS;
+	int64_t slice = quorum_now_ms() + STOP_POLL_MS;
 	deadline_ts(&ts, slice < deadline ? slice : deadline);
 	pthread_cond_timedwait(&ld->cond, &ld->lock, &ts);
 }
 
 static bool wait_for(struct leader *ld, const bool *flag, int64_t deadline)
 {
-	while (!*flag && !stop_asked(ld) && now_ms() < deadline)
+	while (!*flag && !stop_asked(ld) && quorum_now_ms() < deadline)
 		wait_slice(ld, deadline);
 	return *flag && !stop_asked(ld);
 }
 
 static int64_t init_deadline(struct leader *ld)
 {
-	return now_ms() + (int64_t)ld->env->cfg->tick_time * ld->env->cfg->init_limit;
+	return quorum_now_ms() + (int64_t)ld->env->cfg->tick_time * ld->env->cfg->init_limit;
 }
 
 static void queue_committed(struct lh *h, struct leader *ld, int from)
@@ -444,7 +437,7 @@ static int take_snapshot(struct lh *h, int64_t zxid, struct jute_writer *w)
 	struct zab_env *env = h->ld->env;
 	int64_t deadline = init_deadline(h->ld);
 	while (atomic_load(&env->st->last_applied) < zxid) {
-		if (now_ms() > deadline || h->ld->stopping)
+		if (quorum_now_ms() > deadline || h->ld->stopping)
 			return -1;
 		usleep(100);
 	}
@@ -691,7 +684,7 @@ static void broadcast_loop(struct lh *h, struct qstream *in)
 			log_warn("learner %" PRId64 ": lost: %s", h->sid, in->err);
 			return;
 		}
-		atomic_store(&h->last_heard_ms, now_ms());
+		atomic_store(&h->last_heard_ms, quorum_now_ms());
 		switch (p.type) {
 		case QP_ACK:
 			if (!h->observer && (p.zxid & 0xffffffffLL) != 0)
@@ -747,7 +740,7 @@ static void *reader_main(void *arg)
 	}
 	qstream_init(in, h->fd, cfg->tick_time * cfg->init_limit, ld->env->max_packet);
 	in->tls = h->tls;
-	atomic_store(&h->last_heard_ms, now_ms());
+	atomic_store(&h->last_heard_ms, quorum_now_ms());
 	if (discovery(h, in, &peer_zxid) != 0 || synchronize(h, in, peer_zxid) != 0)
 		goto out;
 	broadcast_loop(h, in);
@@ -933,7 +926,7 @@ static int establish(struct leader *ld)
 	add_sid(ld->newleader_acked, &ld->n_newleader_acked, env->cfg->myid);
 	int64_t deadline = init_deadline(ld);
 	while (!quorum_has_majority(env->cfg, ld->newleader_acked, ld->n_newleader_acked) && !stop_asked(ld) &&
-	       now_ms() < deadline)
+	       quorum_now_ms() < deadline)
 		wait_slice(ld, deadline);
 	ok = quorum_has_majority(env->cfg, ld->newleader_acked, ld->n_newleader_acked) && !stop_asked(ld);
 	pthread_mutex_unlock(&ld->lock);
@@ -944,7 +937,7 @@ static int establish(struct leader *ld)
 	if (zab_set_current_epoch(env, epoch) != 0)
 		return -1;
 	/* ZooKeeper's leaderStartTime: set as the leader starts serving */
-	atomic_store(&env->leader_since_ms, now_ms());
+	atomic_store(&env->leader_since_ms, quorum_now_ms());
 	env->epoch_established(env, epoch);
 	processors_sessions_touch_all(env->st, env->track);
 	pthread_mutex_lock(&ld->lock);
@@ -994,11 +987,11 @@ void leader_run(struct zab_env *env)
 		return;
 	}
 	/* learners may connect meanwhile: they wait for the epoch below */
-	int64_t t0 = now_ms();
+	int64_t t0 = quorum_now_ms();
 	pthread_mutex_lock(&ld->lock);
 	warm_committed_log(ld);
 	pthread_mutex_unlock(&ld->lock);
-	log_debug("committed log: %d txn(s) from the log in %lld ms", ld->c_n, (long long)(now_ms() - t0));
+	log_debug("committed log: %d txn(s) from the log in %lld ms", ld->c_n, (long long)(quorum_now_ms() - t0));
 	if (establish(ld) == 0) {
 		int half = env->cfg->tick_time / 2 > 0 ? env->cfg->tick_time / 2 : 1;
 		while (!atomic_load(env->stop)) {
@@ -1010,7 +1003,7 @@ void leader_run(struct zab_env *env)
 					 ld->epoch);
 				break;
 			}
-			if (!still_quorum(ld, now_ms())) {
+			if (!still_quorum(ld, quorum_now_ms())) {
 				log_warn("LEADING: lost the quorum (no word from enough followers within syncLimit); "
 					 "back to LOOKING");
 				break;

@@ -64,13 +64,6 @@ struct learner {
 	const struct zab_metrics *metrics;
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int64_t wall_ms(void)
 {
 	struct timespec ts;
@@ -212,7 +205,7 @@ static int connect_leader(struct learner *l)
 		return -1;
 	/* the leader may not listen yet: it opens its port when it learns it
 	 * leads, maybe a moment after us; retry briefly for initLimit */
-	int64_t deadline = now_ms() + (int64_t)cfg->tick_time * cfg->init_limit;
+	int64_t deadline = quorum_now_ms() + (int64_t)cfg->tick_time * cfg->init_limit;
 	char err[256];
 	for (int delay = 1; !atomic_load(l->env->stop); delay = delay < 8 ? delay * 2 : 8) {
 		l->fd = qp_connect(m->host, m->quorum_port, cfg->tick_time * cfg->sync_limit, err, sizeof err);
@@ -227,7 +220,7 @@ static int connect_leader(struct learner *l)
 			close(l->fd);
 			l->fd = -1;
 		}
-		if (now_ms() > deadline)
+		if (quorum_now_ms() > deadline)
 			break;
 		usleep((useconds_t)delay * 1000);
 	}
@@ -303,9 +296,9 @@ static int ack_newleader(struct learner *l, int64_t newleader_zxid)
 	if (rc != 0)
 		return -1;
 	processors_zab_marker(MARKER_NEWLEADER);
-	int64_t deadline = now_ms() + (int64_t)cfg->tick_time * cfg->init_limit;
+	int64_t deadline = quorum_now_ms() + (int64_t)cfg->tick_time * cfg->init_limit;
 	pthread_mutex_lock(&l->mlock);
-	while (!l->marker_seen && now_ms() < deadline && !atomic_load(l->env->stop)) {
+	while (!l->marker_seen && quorum_now_ms() < deadline && !atomic_load(l->env->stop)) {
 		pthread_mutex_unlock(&l->mlock);
 		usleep(200);
 		pthread_mutex_lock(&l->mlock);
@@ -485,11 +478,11 @@ void learner_run(struct zab_env *env, int64_t leader_sid, bool observer)
 	in->tls = l->tls;
 	if (register_with_leader(l, in, &new_epoch) != 0)
 		goto out;
-	int64_t sync_start = now_ms();
+	int64_t sync_start = quorum_now_ms();
 	if (sync_with_leader(l, in, new_epoch) != 0)
 		goto out;
 	metric_observe(observer ? l->metrics->observer_sync_time : l->metrics->follower_sync_time,
-		       now_ms() - sync_start);
+		       quorum_now_ms() - sync_start);
 	l->broadcasting = true;
 	pthread_mutex_lock(&env->rv_lock);
 	env->learner = l;

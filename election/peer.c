@@ -310,13 +310,6 @@ static void revalidate(void *ctx, int64_t session_id, int32_t timeout, net_addr 
 	pthread_mutex_unlock(&env->rv_lock);
 }
 
-static int64_t mono_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ZooKeeper's looking_count and election_time (ms), for mntr and /metrics;
  * registered by quorum_start, recorded by the peer thread. */
 static struct metric_counter *looking_count;
@@ -325,7 +318,7 @@ static struct metric_summary *election_time;
 static void set_looking(struct quorum *q)
 {
 	metric_inc(looking_count);
-	atomic_store(&q->looking_since, mono_now());
+	atomic_store(&q->looking_since, quorum_now_ms());
 	atomic_store(&q->state, PEER_LOOKING);
 }
 
@@ -340,7 +333,7 @@ static void *ro_main(void *arg)
 		usleep(50 * 1000);
 		struct zk_state *st = q->env.st;
 		if (atomic_load(&q->state) == PEER_LOOKING && !atomic_load(&st->serving) &&
-		    !atomic_load(&st->read_only) && mono_now() - atomic_load(&q->looking_since) >= after) {
+		    !atomic_load(&st->read_only) && quorum_now_ms() - atomic_load(&q->looking_since) >= after) {
 			atomic_store(&st->read_only, true);
 			log_info("no quorum for %lld ms: serving read-only sessions", (long long)after);
 		}
@@ -370,7 +363,7 @@ static void epoch_established(struct zab_env *env, int64_t epoch)
 	struct quorum *q = env->peer;
 	if (q->unavailable_since) {
 		const struct zab_metrics *zm = zab_metrics();
-		int64_t took = mono_now() - q->unavailable_since;
+		int64_t took = quorum_now_ms() - q->unavailable_since;
 		metric_observe(zm->unavailable_time, took);
 		if (atomic_load(&q->state) == PEER_LEADING)
 			metric_observe(zm->leader_unavailable_time, took);
@@ -399,7 +392,7 @@ static void *peer_main(void *arg)
 	bool observer = me && me->observer;
 	while (!atomic_load(&q->stop)) {
 		if (!q->unavailable_since)
-			q->unavailable_since = mono_now();
+			q->unavailable_since = quorum_now_ms();
 		if (atomic_load(&q->state) != PEER_LOOKING)
 			set_looking(q);
 		atomic_store(&q->leader, 0);
@@ -417,7 +410,7 @@ static void *peer_main(void *arg)
 		int state = leading ? PEER_LEADING : observer ? PEER_OBSERVING : PEER_FOLLOWING;
 		atomic_store(&q->state, state);   /* first: the read-only timer looks at it */
 		/* ZooKeeper's own words, which operators grep for */
-		long long took = (long long)(mono_now() - atomic_load(&q->looking_since));
+		long long took = (long long)(quorum_now_ms() - atomic_load(&q->looking_since));
 		metric_observe(election_time, took);
 		log_info("%s - LEADER ELECTION TOOK - %lld MS", leading ? "LEADING" : observer ? "OBSERVING" : "FOLLOWING",
 			 took);
@@ -578,7 +571,7 @@ void quorum_get_stats(const struct quorum *cq, struct quorum_stats *out)
 	if (state != PEER_LEADING)
 		return;
 	int64_t since = atomic_load(&e->leader_since_ms);
-	out->leader_uptime = since ? mono_now() - since : 0;
+	out->leader_uptime = since ? quorum_now_ms() - since : 0;
 	out->learners = atomic_load(&e->learners);
 	out->synced_followers = atomic_load(&e->synced_followers);
 	out->synced_observers = atomic_load(&e->synced_observers);

@@ -61,13 +61,6 @@ void qstream_init(struct qstream *s, int fd, int timeout_ms, size_t max_len)
 	s->err[0] = '\0';
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- TLS (sslQuorum) ------------------------------------------------------------ */
 
 struct qtls {
@@ -79,7 +72,7 @@ struct qtls {
 /* Waits until fd is ready for ev or deadline passes; false on timeout. */
 static bool wait_fd(int fd, short ev, int64_t deadline)
 {
-	int64_t left = deadline - now_ms();
+	int64_t left = deadline - quorum_now_ms();
 	if (left <= 0)
 		return false;
 	struct pollfd pfd = { .fd = fd, .events = ev };
@@ -149,7 +142,7 @@ static int tls_fill(struct qstream *s, int64_t deadline)
 
 static int tls_send_all(int fd, struct qtls *t, const uint8_t *b, size_t len)
 {
-	int64_t deadline = now_ms() + t->send_timeout_ms;
+	int64_t deadline = quorum_now_ms() + t->send_timeout_ms;
 	char why[256];
 	while (len > 0) {
 		size_t n = 0;
@@ -158,7 +151,7 @@ static int tls_send_all(int fd, struct qtls *t, const uint8_t *b, size_t len)
 		if (r == 1) {
 			b += n;
 			len -= n;
-			deadline = now_ms() + t->send_timeout_ms;   /* progress: as SO_SNDTIMEO counts */
+			deadline = quorum_now_ms() + t->send_timeout_ms;   /* progress: as SO_SNDTIMEO counts */
 			continue;
 		}
 		if (r < 0) {
@@ -168,8 +161,8 @@ static int tls_send_all(int fd, struct qtls *t, const uint8_t *b, size_t len)
 		/* a write that waits for input (a TLS 1.3 key update) while
 		 * another thread reads: look again soon rather than sleep on an
 		 * input the reader will take */
-		int64_t until = ev == POLLIN && deadline - now_ms() > 10 ? now_ms() + 10 : deadline;
-		if (!wait_fd(fd, ev, until) && now_ms() >= deadline) {
+		int64_t until = ev == POLLIN && deadline - quorum_now_ms() > 10 ? quorum_now_ms() + 10 : deadline;
+		if (!wait_fd(fd, ev, until) && quorum_now_ms() >= deadline) {
 			errno = ETIMEDOUT;
 			return -1;
 		}
@@ -188,7 +181,7 @@ struct qtls *qtls_start(const struct quorum_config *cfg, int fd, bool client, co
 	}
 	pthread_mutex_init(&t->mu, NULL);
 	t->send_timeout_ms = send_timeout_ms;
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = quorum_now_ms() + timeout_ms;
 	char why[256];
 	for (;;) {
 		size_t n;
@@ -271,7 +264,7 @@ static int fill(struct qstream *s, int64_t deadline)
 			snprintf(s->err, sizeof s->err, "read: %s", strerror(errno));
 			return -1;
 		}
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - quorum_now_ms();
 		if (left <= 0) {
 			snprintf(s->err, sizeof s->err, "nothing heard for %d ms", s->timeout_ms);
 			return -1;
@@ -286,7 +279,7 @@ static int fill(struct qstream *s, int64_t deadline)
 
 int qstream_read(struct qstream *s, void *out, size_t n)
 {
-	int64_t deadline = now_ms() + s->timeout_ms;
+	int64_t deadline = quorum_now_ms() + s->timeout_ms;
 	uint8_t *o = out;
 	while (n > 0) {
 		if (s->off == s->len && fill(s, deadline) != 0)

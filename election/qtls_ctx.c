@@ -56,13 +56,6 @@ struct qtls_ctx {
 	int64_t next_check_ms;
 };
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static struct file_stamp stamp_of(const char *path)
 {
 	struct file_stamp s = { 0 };
@@ -112,7 +105,7 @@ struct qtls_ctx *qtls_ctx_new(const struct net_tls_config *tls, bool reload, cha
 	add_file(q, tls->ca_file);
 	for (int i = 0; i < q->n_files; i++)
 		q->stamps[i] = stamp_of(q->files[i]);
-	q->next_check_ms = mono_ms() + QTLS_CHECK_MS;
+	q->next_check_ms = quorum_now_ms() + QTLS_CHECK_MS;
 	return q;
 }
 
@@ -128,7 +121,7 @@ int qtls_ctx_check(struct qtls_ctx *q)
 {
 	if (!q || !q->reload)
 		return -1;
-	int64_t now = mono_ms();
+	int64_t now = quorum_now_ms();
 	if (now < q->next_check_ms)
 		return (int)(q->next_check_ms - now);
 	q->next_check_ms = now + QTLS_CHECK_MS;

@@ -12,6 +12,13 @@
 #include <sys/socket.h>
 #include <time.h>
 
+int64_t quorum_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 const struct quorum_member *quorum_member(const struct quorum_config *c, int64_t sid)
 {
 	for (int i = 0; i < c->n; i++)
@@ -80,15 +87,12 @@ int quorum_accepted_tls(const struct quorum_config *c, int fd, int timeout_ms)
 {
 	if (!c->port_unification)
 		return c->ssl_quorum;
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	int64_t deadline = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + timeout_ms;
+	int64_t deadline = quorum_now_ms() + timeout_ms;
 	for (;;) {
 		int r = quorum_sniff_tls(fd);
 		if (r != -2)
 			return r;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		int64_t left = deadline - ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+		int64_t left = deadline - quorum_now_ms();
 		if (left <= 0)
 			return -1;
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };

@@ -40,7 +40,8 @@ import time
 import pytest
 
 import zkraw
-from ensemble import Ensemble, four_letter
+from ensemble import four_letter
+from test_ensemble import make_ensemble  # noqa: F401 (fixture: teardown, sanitizer reports)
 
 TEST_TIMEOUT = 240           # s per test (ZooKeeper's JVMs start slowly on 2 cores)
 START_S = 90
@@ -75,24 +76,6 @@ def leader_keys(follower_sids):
         keys += summary_keys("%d_learner_handler_qp_size" % sid)
         keys += summary_keys("%d_learner_handler_qp_time_ms" % sid, ADVANCED)
     return keys
-
-
-@pytest.fixture
-def make_ensemble(request):
-    made = []
-    failed_before = request.session.testsfailed
-
-    def make(kinds, **kw):
-        e = Ensemble(kinds, name="ensemble-metrics-" + request.node.name, **kw)
-        made.append(e)
-        return e
-    yield make
-    failed = request.session.testsfailed > failed_before
-    reports = []
-    for e in made:
-        e.cleanup(keep=True if (failed or e.sanitizer_reports()) else None)
-        reports += e.sanitizer_reports()
-    assert not reports, "sanitizer reports: %s" % ["%s: %s" % r for r in reports]
 
 
 def mntr(e, i):

@@ -45,23 +45,12 @@ def rss_kb(pid):
         return int(re.search(r"^VmRSS:\s+(\d+) kB", f.read(), re.M).group(1))
 
 
-def closed_without_answer(sock, timeout=5.0):
-    """True if the server closes sock (EOF or reset) before sending anything."""
-    sock.settimeout(timeout)
-    try:
-        return sock.recv(1) == b""
-    except ConnectionResetError:
-        return True
-    except socket.timeout:
-        return False
-
-
 def test_max_client_cnxns_per_ip_closes_the_next_connection_and_logs_why():
     with ZkdServer({"maxClientCnxns": "4"}, prefix="zkd-limits-") as srv:
         held = [z.ZKRaw(srv.addr) for _ in range(4)]
         extra = socket.create_connection(("127.0.0.1", srv.port))
         extra.sendall(z.frame(z.connect_request()))
-        assert closed_without_answer(extra), "a fifth connection from 127.0.0.1 was served"
+        assert z.closed_without_answer(extra), "a fifth connection from 127.0.0.1 was served"
         extra.close()
         wait_for(lambda: "Too many connections from 127.0.0.1 - max is 4" in srv.log_text(), 10,
                  "ZooKeeper's 'Too many connections' line in the log")
@@ -235,7 +224,7 @@ def test_a_dropped_connection_says_why_in_the_log(what, payload, reason):
     with ZkdServer({"jute.maxbuffer": str(1 << 20)}, prefix="zkd-limits-") as srv:
         s = socket.create_connection(("127.0.0.1", srv.port))
         s.sendall(payload + b"\0" * 32)
-        assert closed_without_answer(s), what + ": not closed"
+        assert z.closed_without_answer(s), what + ": not closed"
         s.close()
         wait_for(lambda: re.search(reason, srv.log_text()), 10, "the reason for %s in the log" % what)
         assert z.four_letter(srv.addr, "ruok") == "imok"

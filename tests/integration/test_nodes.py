@@ -194,17 +194,6 @@ def test_getacl_masks_digest_ids_for_who_may_neither_read_nor_admin(server):
         other.stop()
 
 
-def _closed_within(sock, seconds):
-    """True if the server closes sock (EOF or reset) within seconds."""
-    sock.settimeout(seconds)
-    try:
-        return sock.recv(1) == b""
-    except ConnectionResetError:
-        return True
-    except socket.timeout:
-        return False
-
-
 def test_connection_without_a_session_is_closed_after_the_sessionless_timeout(server):
     """A connection that never completes its ConnectRequest is closed
     (ZooKeeper's zookeeper.nio.sessionlessCnxnTimeout), and a session that
@@ -215,9 +204,9 @@ def test_connection_without_a_session_is_closed_after_the_sessionless_timeout(se
         half = socket.create_connection((host, int(port)))
         half.sendall(b"\x00\x00\x00\x2c\x00\x00")   # a ConnectRequest cut short
         t0 = time.monotonic()
-        assert _closed_within(silent, 5), "a silent connection stayed open"
+        assert zkraw.closed_without_answer(silent, 5), "a silent connection stayed open"
         assert time.monotonic() - t0 >= SESSIONLESS_MS / 1000 * 0.8, "closed before the timeout"
-        assert _closed_within(half, 5), "a connection with half a ConnectRequest stayed open"
+        assert zkraw.closed_without_answer(half, 5), "a connection with half a ConnectRequest stayed open"
         silent.close()
         half.close()
         # the healthy session, opened before both, outlived them

@@ -339,6 +339,18 @@ def _decode(op, r):
     return r.rest()
 
 
+def closed_without_answer(sock, timeout=5.0):
+    """True if the server closes a plain socket (EOF or reset) within
+    timeout seconds without sending anything first."""
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
 def four_letter(addr, word, timeout=5.0):
     """Sends a four-letter word, returns everything the server says until
     it closes (str).  Raises Timeout/OSError."""

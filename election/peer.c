@@ -310,14 +310,9 @@ static void revalidate(void *ctx, int64_t session_id, int32_t timeout, net_addr 
 	pthread_mutex_unlock(&env->rv_lock);
 }
 
-/* ZooKeeper's looking_count and election_time (ms), for mntr and /metrics;
- * registered by quorum_start, recorded by the peer thread. */
-static struct metric_counter *looking_count;
-static struct metric_summary *election_time;
-
 static void set_looking(struct quorum *q)
 {
-	metric_inc(looking_count);
+	metric_inc(zab_metrics()->looking_count);
 	atomic_store(&q->looking_since, quorum_now_ms());
 	atomic_store(&q->state, PEER_LOOKING);
 }
@@ -411,7 +406,7 @@ static void *peer_main(void *arg)
 		atomic_store(&q->state, state);   /* first: the read-only timer looks at it */
 		/* ZooKeeper's own words, which operators grep for */
 		long long took = (long long)(quorum_now_ms() - atomic_load(&q->looking_since));
-		metric_observe(election_time, took);
+		metric_observe(zab_metrics()->election_time, took);
 		log_info("%s - LEADER ELECTION TOOK - %lld MS", leading ? "LEADING" : observer ? "OBSERVING" : "FOLLOWING",
 			 took);
 		log_info("Peer state changed: %s", state_word(state));
@@ -458,9 +453,6 @@ static int drop_unacked_epochs(struct zab_env *env)
 struct quorum *quorum_start(const struct quorum_config *cfg, struct zk_state *st,
 			    void (*track)(void *arg, int64_t session_id), char *err, size_t errlen)
 {
-	looking_count = metrics_counter("looking_count", "Times this server started looking for a leader");
-	election_time = metrics_summary("election_time", "Time from looking to knowing the leader (ms)", METRIC_BASIC,
-					METRIC_UNIT);
 	quorum_metrics_register();
 	struct quorum *q = calloc(1, sizeof *q);
 	if (!q) {

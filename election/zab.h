@@ -76,6 +76,8 @@ struct zab_metrics {
 	struct metric_summary *follower_sync_time, *observer_sync_time, *proposal_latency;
 	struct metric_counter *proposal_received, *commit_received;
 	struct metric_summary *unavailable_time, *leader_unavailable_time;
+	struct metric_counter *looking_count;     /* the peer thread, per LOOKING */
+	struct metric_summary *election_time;     /* the peer thread, LOOKING to a leader (ms) */
 };
 /* Registers them the first time (any thread); never NULL. */
 const struct zab_metrics *zab_metrics(void);

@@ -1,7 +1,7 @@
 /*
- * zabmetrics.c - ZooKeeper 3.8's ServerMetrics of the quorum: how learners
- * were synced, what a learner receives, how long the server could not
- * serve (see zab.h for who records each).
+ * zabmetrics.c - ZooKeeper 3.8's ServerMetrics of the quorum: elections,
+ * how learners were synced, what a learner receives, how long the server
+ * could not serve (see zab.h for who records each).
  *
  * ZooKeeper registers its ServerMetrics once per process, whatever the
  * role, so a dashboard finds every series (at 0) on a standalone server, a
@@ -19,6 +19,9 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void init(void)
 {
+	m.looking_count = metrics_counter("looking_count", "Times this server started looking for a leader");
+	m.election_time = metrics_summary("election_time", "Time from looking to knowing the leader (ms)",
+					  METRIC_BASIC, METRIC_UNIT);
 	m.diff_count = metrics_counter("diff_count", "Leader: learners synced without a snapshot (DIFF or TRUNC)");
 	m.snap_count = metrics_counter("snap_count", "Leader: learners synced with a snapshot (SNAP)");
 	m.revalidate_count = metrics_counter("revalidate_count",

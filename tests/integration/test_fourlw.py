@@ -218,6 +218,12 @@ def test_mntr_keys_are_zookeepers(pair):
     assert not missing, "zkd lacks ZooKeeper's server keys %s" % missing
     for key in ("zk_avg_fsynctime", "zk_cnt_fsynctime", "zk_avg_sync_processor_batch_size"):
         assert key in zkd_keys, key
+    # ZooKeeper registers its quorum metrics in every mode: a standalone
+    # server shows them at 0, and dashboards rely on finding the series
+    for key in ("zk_looking_count", "zk_avg_election_time", "zk_diff_count", "zk_snap_count",
+                "zk_learner_proposal_received_count", "zk_avg_unavailable_time"):
+        assert key in zk_keys and key in zkd_keys and float(zkd_keys[key]) == float(zk_keys[key]) == 0, \
+            (key, zkd_keys.get(key), zk_keys.get(key))
 
 
 def test_mntr_values_follow_the_scenario(pair):

@@ -472,17 +472,7 @@ def raw_exchange(port, payload, timeout=15):
             s.sendall(payload)
         except (BrokenPipeError, ConnectionResetError):
             pass
-        out = b""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                chunk = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            out += chunk
-        return out
+        return zkraw.read_until_closed(s, timeout)
 
 
 def status_of(answer):
@@ -568,12 +558,7 @@ def test_request_in_pieces_is_answered(server):
         for piece in (b"GE", b"T /comma", b"nds/ruok HT", b"TP/1.1\r\nHost: x\r", b"\n\r\n"):
             s.sendall(piece)
             time.sleep(0.02)
-        out = b""
-        while True:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            out += chunk
+        out = zkraw.read_until_closed(s, 10)
     assert status_of(out) == 200 and b'"command" : "ruok"' in out
 
 

@@ -36,9 +36,7 @@ import socket
 import ssl
 import struct
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 
 import pytest
@@ -485,12 +483,7 @@ def test_need_serves_tls_only_and_refuses_clients_without_a_certificate(env):
     with ctx.wrap_socket(socket.create_connection(("127.0.0.1", srv.tls_port), timeout=5),
                          server_hostname="localhost") as s:
         s.sendall(b"conf")
-        out = b""
-        while True:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            out += chunk
+        out = zkraw.read_until_closed(s, 5)
     assert b"clientPort=-1\n" in out
     assert ("secureClientPort=%d\n" % srv.tls_port).encode() in out
 

@@ -351,27 +351,34 @@ def closed_without_answer(sock, timeout=5.0):
         return False
 
 
+def read_until_closed(sock, timeout, what="the reply"):
+    """Everything the server sends on sock (plain or TLS) until it closes
+    the connection (EOF or reset), as bytes.  Raises Timeout if it has not
+    closed within timeout seconds."""
+    deadline = time.monotonic() + timeout
+    out = b""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise Timeout("no end of %s within %.1fs" % (what, timeout))
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            raise Timeout("no end of %s within %.1fs" % (what, timeout))
+        except ConnectionResetError:
+            return out
+        if not chunk:
+            return out
+        out += chunk
+
+
 def four_letter(addr, word, timeout=5.0):
     """Sends a four-letter word, returns everything the server says until
     it closes (str).  Raises Timeout/OSError."""
-    deadline = time.monotonic() + timeout
     with socket.create_connection(split_addr(addr), timeout=timeout) as s:
         s.sendall(word.encode())
-        out = b""
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise Timeout("no end of %r reply within %.1fs" % (word, timeout))
-            s.settimeout(left)
-            try:
-                chunk = s.recv(65536)
-            except socket.timeout:
-                raise Timeout("no end of %r reply within %.1fs" % (word, timeout))
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            out += chunk
+        out = read_until_closed(s, timeout, "%r reply" % word)
     return out.decode("utf-8", "replace")
 
 
